@@ -1,0 +1,164 @@
+"""The console adapter: lines from standard input become chat messages and commands.
+
+The answer streams in place (each edit prints only what is new); ``/imagine`` saves the
+picture to a file and prints its path. Standard input closing (Ctrl-D) ends the bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from bot.conversations import ChatRequest, View
+from bot.core import Core
+from bot.credits import Actor
+from bot.errors import BotError, UserError
+from bot.ports import Account, Place
+from bot.streaming import Outcome, PacingPolicy
+
+logger = logging.getLogger(__name__)
+
+PLATFORM = "console"
+PLACE = Place(PLATFORM, "dm:owner", "terminal")
+OWNER = Account(PLATFORM, "owner")
+# A terminal takes any number of writes; the pace only keeps output smooth.
+POLICY = PacingPolicy(
+    min_interval=0.05, max_length=1_000_000, burst=1, typing_indicator="", close_markup=False
+)
+
+
+class ConsoleSurface:
+    """Prints an answer as it grows: every edit writes only the characters not yet shown."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._shown: dict[str, str] = {}
+
+    async def send(self, text: str, *, final: bool) -> str:
+        handle = str(len(self._shown))
+        self._shown[handle] = ""
+        self._write(handle, text)
+        return handle
+
+    async def edit(self, handle: str, text: str, *, final: bool) -> None:
+        self._write(handle, text)
+
+    async def finish(self, handles: Sequence[str], outcome: Outcome) -> None:
+        self._out.write("\n\n")
+        self._out.flush()
+
+    def _write(self, handle: str, text: str) -> None:
+        shown = self._shown[handle]
+        if text.startswith(shown):
+            self._out.write(text[len(shown) :])
+        else:  # a rewrite (a note was added, say): show the new text on its own
+            self._out.write("\n" + text)
+        self._shown[handle] = text
+        self._out.flush()
+
+
+class ConsoleAdapter:
+    name = "console"
+
+    def __init__(
+        self, core: Core, *, stdin: asyncio.StreamReader | None = None, out: TextIO = sys.stdout
+    ) -> None:
+        self._core = core
+        self._stdin = stdin
+        self._out = out
+        self._actor = Actor(OWNER, is_platform_admin=True)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        reader = self._stdin or await _stdin_reader()
+        self._print("MiniToolAI Bot in your terminal. Type a message, /help for commands, Ctrl-D to quit.\n")
+        while not stop.is_set():
+            self._out.write("you> ")
+            self._out.flush()
+            line_task = asyncio.ensure_future(reader.readline())
+            stop_task = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait({line_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            stop_task.cancel()
+            if line_task not in done:
+                line_task.cancel()
+                break
+            raw = line_task.result()
+            if not raw:  # end of input
+                stop.set()
+                break
+            line = raw.decode("utf-8", "replace").strip()
+            if line:
+                await self._handle(line)
+
+    async def _handle(self, line: str) -> None:
+        try:
+            if line.startswith("/"):
+                await self._command(line)
+            else:
+                await self._chat(line)
+        except UserError as exc:
+            self._print(f"! {exc.user_message}\n")
+        except BotError as exc:
+            logger.warning("console request failed: %s", exc)
+            self._print(f"! {exc.user_message}\n")
+
+    async def _chat(self, text: str) -> None:
+        self._out.write("bot> ")
+        request = ChatRequest(user=OWNER, place=PLACE, text=text)
+        await self._core.chat.answer(request, View(ConsoleSurface(self._out), POLICY))
+
+    async def _command(self, line: str) -> None:
+        name, _, rest = line[1:].partition(" ")
+        name, rest = name.lower(), rest.strip()
+        commands, actor = self._core.commands, self._actor
+        if name in ("quit", "exit"):
+            raise SystemExit(0)
+        if name in ("regenerate", "again"):
+            self._out.write("bot> ")
+            await self._core.chat.regenerate(PLACE, OWNER, View(ConsoleSurface(self._out), POLICY))
+            return
+        simple = {
+            "reset": lambda: commands.reset(actor, PLACE),
+            "model": lambda: commands.model(actor, PLACE, rest),
+            "system": lambda: commands.system(actor, PLACE, rest),
+            "temperature": lambda: commands.temperature(actor, PLACE, rest),
+            "context": lambda: commands.context(actor, PLACE, rest),
+            "credits": lambda: commands.credits(actor, PLACE),
+            "usage": lambda: commands.usage(actor, PLACE),
+            "prices": lambda: commands.prices(),
+        }
+        if name in simple:
+            reply = await simple[name]()
+            self._print(reply.text + "\n")
+        elif name in ("grant", "take", "setbalance"):
+            await self._admin(name, rest)
+        elif name == "help" or name == "start":
+            from bot.commands import HELP
+
+            self._print(HELP)
+        else:
+            self._print(f"! I don't know /{name}. Type /help for the list.\n")
+
+    async def _admin(self, name: str, rest: str) -> None:
+        parts = shlex.split(rest)
+        if len(parts) != 2:
+            raise UserError(f"Use /{name} <user id> <amount>.")
+        target = Account(PLATFORM, parts[0])
+        commands, actor = self._core.commands, self._actor
+        action = {"grant": commands.grant, "take": commands.take, "setbalance": commands.set_balance}[name]
+        reply = await action(actor, target, parts[1])
+        self._print(reply.text + "\n")
+
+    def _print(self, text: str) -> None:
+        self._out.write(text)
+        self._out.flush()
+
+
+async def _stdin_reader() -> asyncio.StreamReader:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader

@@ -1,0 +1,1 @@
+"""MiniToolAI Bot: the core. Imports no platform library and no storage backend."""

@@ -1,0 +1,311 @@
+"""The composition root: settings -> HTTP session and store -> core services -> adapters -> run.
+
+This is the one module allowed to know every layer (import-linter lets it, and only it, import
+``storage`` and ``adapters``). Nothing is built at import time; ``main`` builds everything
+inside ``async with`` blocks so that shutdown closes it all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from fractions import Fraction
+
+import aiohttp
+
+import storage
+from bot.commands import Commands, CreditCommands
+from bot.conversations import ChatLimits, ConversationService
+from bot.core import Core
+from bot.credits import Actor, CreditPolicy, CreditService
+from bot.errors import BotError, ConfigError
+from bot.logs import configure_logging
+from bot.minitoolai.client import ClientTimeouts, MiniToolAIClient
+from bot.minitoolai.prices import PriceTable, parse_price_overrides
+from bot.money import parse_amount
+from bot.ports import Account, Adapter, Place, Store
+from bot.preferences import ChatDefaults, Preferences
+from bot.settings import MISSING_KEY_HELP, Settings, load_settings
+from bot.tokens import TokenCounter
+
+logger = logging.getLogger("bot")
+
+MICRO = 1_000_000
+CLI_OWNER = Account("cli", "owner")
+
+DESCRIPTION = """\
+MiniToolAI Bot: MiniToolAI chat (streamed, with vision) and text-to-image for Discord
+servers, Telegram chats and the terminal, with per-user credits.
+
+With no command it runs the bot: every platform whose token is set (DISCORD_TOKEN,
+TELEGRAM_TOKEN) in one process, or, with neither, a chat in this terminal.
+Stop it with Ctrl-C or SIGTERM: answers in progress are recorded and connections closed.
+"""
+
+
+def _epilog() -> str:
+    names = ", ".join(name.upper() for name in Settings.model_fields)
+    return (
+        "Settings come from the environment and a .env file (see .env.example, which explains each):\n"
+        f"{names}.\n\n"
+        "Examples:\n"
+        "  python -m bot                               run the bot\n"
+        "  python -m bot db migrate                    bring the database schema up to date\n"
+        "  python -m bot db backup backup.sqlite3      consistent copy of the SQLite database, live\n"
+        "  python -m bot credits show telegram:12345   a user's balance and spending\n"
+        "  python -m bot credits grant discord:999 5   give a user $5 (or 5 credits)\n"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description=DESCRIPTION,
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--env-file", default=".env", help="settings file to read (default: .env)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("run", help="run the bot (the default)")
+
+    db = commands.add_parser("db", help="database maintenance").add_subparsers(
+        dest="db_command", required=True
+    )
+    db.add_parser("migrate", help="apply pending schema migrations (also done at every start)")
+    backup = db.add_parser("backup", help="consistent copy of the SQLite database, safe while the bot runs")
+    backup.add_argument("path", help="where to write the copy")
+
+    credits = commands.add_parser("credits", help="the owner's credit controls")
+    ops = credits.add_subparsers(dest="credits_command", required=True)
+    show = ops.add_parser("show", help="a user's balance, spending and last charges")
+    show.add_argument("user", help="platform:user_id, e.g. telegram:12345 or discord:999")
+    for name, text in (("grant", "add to"), ("take", "take from"), ("set", "set")):
+        op = ops.add_parser(name, help=f"{text} a user's balance")
+        op.add_argument("user", help="platform:user_id")
+        op.add_argument("amount", help="dollars ($5, 0.50) or '500 credits'")
+    fund = ops.add_parser("fund-pool", help="add to a community's pool")
+    fund.add_argument("community", help="platform:scope, e.g. discord:<guild id> or telegram:<chat id>")
+    fund.add_argument("amount")
+    cap = ops.add_parser("pool-cap", help="limit what each member may take from a pool per day")
+    cap.add_argument("community")
+    cap.add_argument("amount", help="an amount, or 'off'")
+    grant = ops.add_parser("starting-grant", help="what new users receive")
+    grant.add_argument("amount")
+    allowance = ops.add_parser("allowance", help="the periodic refill of every user's balance")
+    allowance.add_argument("amount")
+    allowance.add_argument("period", choices=["none", "daily", "weekly"])
+    allowance.add_argument("cap", nargs="?", default="", help="the refill never lifts a balance above this")
+    spending = ops.add_parser("spending", help="what a community spent from its pool this month")
+    spending.add_argument("community")
+    return parser
+
+
+# ---------------------------------------------------------------- building the core
+
+
+def credit_policy(settings: Settings) -> CreditPolicy:
+    def micro(dollars: object) -> int:
+        return parse_amount(str(dollars))
+
+    return CreditPolicy(
+        starting_grant=micro(settings.starting_grant_usd),
+        allowance=micro(settings.allowance_usd),
+        allowance_period=settings.allowance_period,
+        allowance_cap=micro(settings.allowance_cap_usd),
+        credits_per_dollar=settings.credits_per_dollar,
+        pool_order=settings.pool_order,
+        admin_ids=settings.admin_ids | {f"{CLI_OWNER.platform}:{CLI_OWNER.holder}"},
+        trust_community_admins=settings.trust_community_admins,
+    )
+
+
+def price_table(settings: Settings) -> PriceTable:
+    try:
+        overrides = parse_price_overrides(settings.price_overrides)
+    except ValueError as exc:
+        raise ConfigError(f"PRICE_OVERRIDES: {exc}") from None
+    return PriceTable().with_overrides(overrides, markup=Fraction(settings.price_markup))
+
+
+def build_core(settings: Settings, store: Store, client: MiniToolAIClient, tokens: TokenCounter) -> Core:
+    credits = CreditService(store, price_table(settings), credit_policy(settings))
+    defaults = ChatDefaults(
+        model=settings.default_chat_model,
+        system_prompt=settings.default_system_prompt,
+        temperature=settings.default_temperature,
+        image_model=settings.default_image_model,
+    )
+    prefs = Preferences(store, defaults, settings.admin_ids)
+    limits = ChatLimits(
+        max_completion_tokens=settings.max_completion_tokens,
+        context_margin=settings.context_margin_tokens,
+        max_context_tokens=settings.max_context_tokens,
+    )
+    chat = ConversationService(store, client, credits, prefs, tokens, limits)
+    return Core(chat=chat, credits=credits, prefs=prefs, commands=Commands(chat, credits, prefs))
+
+
+def build_adapters(settings: Settings, core: Core) -> list[Adapter]:
+    """Every platform whose token is set; the terminal chat when there is none.
+
+    Adapters are imported only when used, so an owner of a Telegram bot never loads discord.py.
+    """
+    adapters: list[Adapter] = []
+    for name, token in (
+        ("TELEGRAM_TOKEN", settings.telegram_token),
+        ("DISCORD_TOKEN", settings.discord_token),
+    ):
+        if token is not None:
+            raise ConfigError(
+                f"{name} is set, but this version has no adapter for it yet; unset it to chat here."
+            )
+    if not adapters:
+        from adapters.console import ConsoleAdapter
+
+        adapters.append(ConsoleAdapter(core))
+    return adapters
+
+
+@asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[Store]:
+    store = await storage.open_store(settings.database_url)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+# ---------------------------------------------------------------- running
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run every configured adapter until ``stop`` is set (by default: on SIGINT or SIGTERM).
+
+    Tests pass their own ``stop`` and run the real composition root against the fakes.
+    """
+    if settings.minitoolai_api_key is None:
+        raise ConfigError(MISSING_KEY_HELP)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+    timeouts = ClientTimeouts(
+        connect=settings.minitoolai_connect_timeout,
+        first_token=settings.minitoolai_first_token_timeout,
+        idle=settings.minitoolai_idle_timeout,
+        total=settings.minitoolai_total_timeout,
+    )
+    async with open_store(settings) as store, aiohttp.ClientSession() as http:
+        client = MiniToolAIClient(
+            http,
+            base_url=settings.minitoolai_base_url,
+            api_key=settings.minitoolai_api_key.get_secret_value(),
+            timeouts=timeouts,
+        )
+        tokens = TokenCounter()
+        core = build_core(settings, store, client, tokens)
+        report = await core.credits.recover()
+        if report.settled or report.released:
+            logger.info("resolved reservations left open: %s", report)
+        adapters = build_adapters(settings, core)
+        logger.info("starting %s", ", ".join(a.name for a in adapters))
+        async with asyncio.TaskGroup() as group:
+            for adapter in adapters:
+                group.create_task(adapter.run(stop), name=adapter.name)
+    logger.info("stopped cleanly")
+
+
+async def db_command(settings: Settings, args: argparse.Namespace) -> str:
+    if args.db_command == "migrate":
+        before, after = await storage.migrate(settings.database_url)
+        return f"Schema version {after}" + (
+            f" (upgraded from {before})." if after != before else " (up to date)."
+        )
+    await storage.backup_sqlite(settings.database_url, args.path)
+    return f"Backup written to {args.path}."
+
+
+def _account(text: str) -> Account:
+    platform, sep, holder = text.partition(":")
+    if not sep or not platform or not holder:
+        raise ConfigError(f"“{text}” is not platform:id (e.g. telegram:12345).")
+    return Account(platform, holder)
+
+
+def _community(text: str) -> Place:
+    account = _account(text)
+    return Place(account.platform, account.holder)
+
+
+async def credits_command(settings: Settings, args: argparse.Namespace) -> str:
+    async with open_store(settings) as store:
+        credits = CreditService(store, price_table(settings), credit_policy(settings))
+        owner = Actor(CLI_OWNER)
+        commands = CreditCommands(credits)
+        op = args.credits_command
+        if op == "show":
+            user = _account(args.user)
+            status = await credits.status(user)
+            return credits.render_status(status) + "\n\n" + credits.render_usage(await credits.usage(user))
+        if op in ("grant", "take", "set"):
+            action = {"grant": commands.grant, "take": commands.take, "set": commands.set_balance}[op]
+            return (await action(owner, _account(args.user), args.amount)).text
+        if op == "fund-pool":
+            return (await commands.pool(owner, _community(args.community), "fund", args.amount)).text
+        if op == "pool-cap":
+            return (await commands.pool(owner, _community(args.community), "cap", args.amount)).text
+        if op == "starting-grant":
+            return (await commands.starting_grant(owner, args.amount)).text
+        if op == "allowance":
+            return (await commands.allowance(owner, args.amount, args.period, args.cap)).text
+        since = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        return credits.render_spending(
+            await credits.community_spending(owner, _community(args.community), since)
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.env_file)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)  # noqa: T201  (before logging exists, stderr is the channel)
+        return 2
+    secrets = [
+        s.get_secret_value()
+        for s in (settings.minitoolai_api_key, settings.discord_token, settings.telegram_token)
+        if s is not None
+    ]
+    configure_logging(settings.log_level, secrets)
+    try:
+        if args.command == "db":
+            print(asyncio.run(db_command(settings, args)))  # noqa: T201
+        elif args.command == "credits":
+            print(asyncio.run(credits_command(settings, args)))  # noqa: T201
+        else:
+            asyncio.run(serve(settings))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)  # noqa: T201
+        return 2
+    except BotError as exc:
+        print(f"{exc.user_message}\n{exc}" if str(exc) != exc.user_message else str(exc), file=sys.stderr)  # noqa: T201
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def run() -> None:
+    """The ``minitoolai-bot`` console script."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,181 @@
+"""The text commands every adapter offers, written once: /help, /reset, /model, /system, /credits, ...
+
+Adapters turn a platform command into a call here with an :class:`Actor` (who, and whether the
+platform says they administer the place) and a :class:`Place`, and show the returned text.
+Commands that stream (chat, regenerate) or post pictures (imagine) live in their services.
+Admin commands name their target as an :class:`Account`, which the adapter resolves from a
+mention, a reply or an id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from bot.conversations import ConversationService
+from bot.credits import Actor, CreditService
+from bot.errors import ValidationError
+from bot.minitoolai.models import CHAT_MODELS
+from bot.ports import Account, Place
+from bot.preferences import Preferences
+
+HELP = """\
+Talk to me and I answer, remembering this conversation.
+Commands:
+/ask <question>: ask me something (in groups: or mention me, or reply to me)
+/imagine <prompt> [--model M --size WxH --steps N --cfg X --negative "..."]: make a picture
+/reset: forget this conversation
+/model [name]: show or choose the chat model
+/system [text | clear]: show, set or clear the instructions I follow here
+/temperature [0-2 | default]: how creative the answers are
+/context [channel | user]: one shared memory here, or one per person
+/credits: your balance and spending · /usage: your last charges · /prices: what things cost
+Admins: /grant /take /setbalance <user> <amount> · /pool fund|cap <amount> · /spending
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A command's answer: plain text, shown privately where the platform can (``private``)."""
+
+    text: str
+    private: bool = False
+
+
+TargetResolver = Callable[[str], Awaitable[Account | None]]
+
+
+class CreditCommands:
+    """The credit commands, also used by ``python -m bot credits`` (which has no chat service)."""
+
+    def __init__(self, credits: CreditService) -> None:
+        self._credits = credits
+
+    async def credits(self, actor: Actor, place: Place) -> Reply:
+        status = await self._credits.status(actor.account, _community(place))
+        return Reply(self._credits.render_status(status), private=True)
+
+    async def usage(self, actor: Actor, place: Place) -> Reply:
+        lines = await self._credits.usage(actor.account, _community(place))
+        return Reply(self._credits.render_usage(lines), private=True)
+
+    async def prices(self) -> Reply:
+        return Reply(self._credits.render_prices())
+
+    async def grant(self, actor: Actor, target: Account, amount: str) -> Reply:
+        result = await self._credits.grant(actor, target, self._credits.parse_amount(amount), "admin grant")
+        return Reply(self._credits.render_admin(result, "granted"), private=True)
+
+    async def take(self, actor: Actor, target: Account, amount: str) -> Reply:
+        result = await self._credits.take(actor, target, self._credits.parse_amount(amount), "admin take")
+        return Reply(self._credits.render_admin(result, "taken"), private=True)
+
+    async def set_balance(self, actor: Actor, target: Account, amount: str) -> Reply:
+        result = await self._credits.set_balance(
+            actor, target, self._credits.parse_amount(amount), "admin set"
+        )
+        return Reply(self._credits.render_admin(result, "set"), private=True)
+
+    async def pool(self, actor: Actor, place: Place, action: str, amount: str = "") -> Reply:
+        community = place.community
+        action = action.strip().lower()
+        if action == "fund":
+            result = await self._credits.fund_pool(actor, community, self._credits.parse_amount(amount))
+            return Reply(self._credits.render_admin(result, "added to the pool"))
+        if action == "cap":
+            off = amount.strip().lower() in ("", "off", "none")
+            cap = None if off else self._credits.parse_amount(amount)
+            await self._credits.set_pool_cap(actor, community, cap)
+            shown = "no limit" if cap is None else f"{self._credits.format_amount(cap)} per member per day"
+            return Reply(f"Pool limit: {shown}.")
+        raise ValidationError("Use /pool fund <amount> or /pool cap <amount | off>.")
+
+    async def spending(self, actor: Actor, place: Place) -> Reply:
+        report = await self._credits.community_spending(actor, place.community)
+        return Reply(self._credits.render_spending(report), private=True)
+
+    async def starting_grant(self, actor: Actor, amount: str) -> Reply:
+        micro = self._credits.parse_amount(amount)
+        await self._credits.set_starting_grant(actor, micro)
+        return Reply(f"New users now start with {self._credits.format_amount(micro)}.")
+
+    async def allowance(self, actor: Actor, amount: str, period: str, cap: str = "") -> Reply:
+        micro = self._credits.parse_amount(amount)
+        cap_micro = self._credits.parse_amount(cap) if cap.strip() else None
+        result = await self._credits.set_allowance(actor, micro, period.strip().lower(), cap_micro)
+        if not result.active:
+            return Reply("The periodic allowance is off.")
+        return Reply(
+            f"Everyone now gets {self._credits.format_amount(result.amount)} {result.period}, "
+            f"up to {self._credits.format_amount(result.cap)}."
+        )
+
+
+class Commands(CreditCommands):
+    """Every text command: the credit ones plus those that change a conversation's settings."""
+
+    def __init__(self, chat: ConversationService, credits: CreditService, prefs: Preferences) -> None:
+        super().__init__(credits)
+        self._chat = chat
+        self._prefs = prefs
+
+    # ------------------------------------------------------------ conversation settings
+
+    async def reset(self, actor: Actor, place: Place) -> Reply:
+        count = await self._chat.reset(place, actor.account)
+        return Reply("Done: I forgot this conversation." if count else "There was nothing to forget here.")
+
+    async def model(self, actor: Actor, place: Place, name: str = "") -> Reply:
+        if not name.strip():
+            current = (await self._prefs.effective(place)).model
+            listed = ", ".join(f"*{m}*" if m == current else m for m in CHAT_MODELS)
+            return Reply(f"Model here: {current}. Available: {listed}.")
+        chosen = await self._prefs.set_model(actor, place, name)
+        return Reply(f"From now on I answer here with {chosen}.")
+
+    async def system(self, actor: Actor, place: Place, text: str = "") -> Reply:
+        text = text.strip()
+        if not text:
+            prompt = (await self._prefs.effective(place)).system_prompt
+            return Reply(
+                f"My instructions here:\n{prompt}" if prompt else "I have no special instructions here."
+            )
+        if text.lower() in ("clear", "reset", "default"):
+            await self._prefs.set_system_prompt(actor, place, None)
+            return Reply("Instructions cleared: I follow the bot's default ones again.")
+        await self._prefs.set_system_prompt(actor, place, text)
+        return Reply("Instructions saved. They apply from the next message.")
+
+    async def temperature(self, actor: Actor, place: Place, value: str = "") -> Reply:
+        value = value.strip()
+        if not value:
+            current = (await self._prefs.effective(place)).temperature
+            return Reply(f"Temperature here: {'the API default (1)' if current is None else current}.")
+        if value.lower() in ("default", "clear", "reset"):
+            await self._prefs.set_temperature(actor, place, None)
+            return Reply("Temperature back to the default.")
+        try:
+            number = float(value.replace(",", "."))
+        except ValueError:
+            raise ValidationError(f"Temperature must be a number from 0 to 2 (you gave “{value}”).") from None
+        await self._prefs.set_temperature(actor, place, number)
+        return Reply(f"Temperature set to {number:g}.")
+
+    async def context(self, actor: Actor, place: Place, mode: str = "") -> Reply:
+        mode = mode.strip().lower()
+        if not mode:
+            current = (await self._prefs.effective(place)).context_mode
+            what = (
+                "one shared memory for everyone" if current == "channel" else "a separate memory per person"
+            )
+            return Reply(f"Context here: {current} ({what}).")
+        chosen = await self._prefs.set_context_mode(actor, place, mode)
+        return Reply(
+            "Everyone here now shares one conversation."
+            if chosen == "channel"
+            else "Everyone here now has their own conversation with me."
+        )
+
+
+def _community(place: Place) -> Place | None:
+    return None if place.is_private else place.community

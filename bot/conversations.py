@@ -1,0 +1,405 @@
+"""The chat heart of the bot: context under a token budget, one answer at a time per conversation.
+
+``ConversationService.answer`` takes a :class:`ChatRequest` from an adapter and a Surface to
+show the answer on. It builds the prompt from the stored turns that fit the model's budget,
+reserves the worst-case cost, streams the answer through the presenter, stores the exchange
+with exact token counts and settles the reservation to the exact usage.
+
+What happens to money and memory in each ending:
+
+=================  ==================================  ===============================
+ending             conversation                        credits
+=================  ==================================  ===============================
+complete           user turn + answer stored           settled to the usage chunk
+stopped            partial answer stored as stopped    usage if any, else a count of
+                                                       what streamed
+cut mid-stream     partial answer stored, interrupted  same
+error, no text     nothing stored                      released
+bot shutting down  partial answer stored as stopped    same as stopped
+=================  ==================================  ===============================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.credits import CreditService, Hold
+from bot.errors import MiniToolAIError, ValidationError
+from bot.minitoolai.models import CHAT_MODELS
+from bot.minitoolai.types import ChatEvent, ChatMessage, ChatParams, ImageInput, TextDelta, Usage
+from bot.minitoolai.validation import validate_chat
+from bot.ports import Account, ConversationKey, ConversationStore, Place, StoredImage, Turn, TurnStatus
+from bot.preferences import Effective, Preferences
+from bot.streaming import Outcome, PacingPolicy, StreamPresenter, Surface, TokenBucket
+from bot.tokens import REPLY_PRIMING, TokenCounter
+
+logger = logging.getLogger(__name__)
+
+MAX_IMAGES_PER_MESSAGE = 4
+MAX_USER_TEXT_CHARS = 16_000
+_TURN_STATUS: dict[Outcome, TurnStatus] = {
+    "complete": "complete",
+    "stopped": "stopped",
+    "failed": "interrupted",
+}
+
+
+class ChatClient(Protocol):
+    """The part of the MiniToolAI client the conversation service uses."""
+
+    def stream_chat(
+        self, messages: Sequence[ChatMessage], params: ChatParams
+    ) -> AsyncIterator[ChatEvent]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChatLimits:
+    """Owner settings that bound every answer."""
+
+    max_completion_tokens: int = 1000
+    context_margin: int = 256
+    max_context_tokens: int = 16_000
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One message that asks for an answer, as an adapter hands it to the core."""
+
+    user: Account
+    place: Place
+    text: str
+    images: tuple[StoredImage, ...] = ()
+    quoted_text: str | None = None  # the message this one replies to, when it is not ours
+    user_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerResult:
+    text: str
+    outcome: Outcome
+    charged: int
+    handles: tuple[str, ...] = ()
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """Where and how fast an answer is shown; ``bucket`` is the chat's shared edit budget."""
+
+    surface: Surface
+    policy: PacingPolicy
+    bucket: TokenBucket | None = None
+
+
+@dataclass(slots=True)
+class _Answer:
+    """One answer in progress: what Stop needs to find it, and what has streamed so far."""
+
+    key: ConversationKey
+    user: Account
+    settings: Effective
+    params: ChatParams
+    user_turn: Turn
+    prompt_estimate: int
+    hold: Hold
+    replace: bool
+    deltas: list[str] = field(default_factory=list)
+    usage: Usage | None = None
+    stopped: bool = False
+    task: asyncio.Task[None] | None = None
+
+
+class ConversationService:
+    def __init__(
+        self,
+        store: ConversationStore,
+        client: ChatClient,
+        credits: CreditService,
+        preferences: Preferences,
+        tokens: TokenCounter,
+        limits: ChatLimits,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._credits = credits
+        self._prefs = preferences
+        self._tokens = tokens
+        self._limits = limits
+        self._locks: dict[ConversationKey, tuple[asyncio.Lock, int]] = {}
+        self._running: dict[ConversationKey, _Answer] = {}
+
+    # ------------------------------------------------------------ public operations
+
+    async def key_for(self, place: Place, user: Account) -> ConversationKey:
+        settings = await self._prefs.effective(place)
+        return self._key(place, user, settings)
+
+    async def answer(self, request: ChatRequest, view: View) -> AnswerResult:
+        """Answer one message; messages of one conversation are answered in arrival order."""
+        self._check_request(request)
+        settings = await self._prefs.effective(request.place)
+        key = self._key(request.place, request.user, settings)
+        async with self._turn_lock(key):
+            user_turn = Turn(
+                role="user",
+                text=_user_text(request),
+                tokens=self._tokens.count_message(_user_text(request), len(request.images)),
+                author_id=request.user.holder,
+                images=request.images,
+            )
+            budget = self._history_budget(settings, user_turn)
+            history = await self._store.load_context(key, budget)
+            return await self._respond(key, request.user, settings, history, user_turn, view, replace=False)
+
+    async def regenerate(self, place: Place, user: Account, view: View) -> AnswerResult:
+        """Answer the last message again, replacing the previous answer."""
+        settings = await self._prefs.effective(place)
+        key = self._key(place, user, settings)
+        async with self._turn_lock(key):
+            turns = await self._store.load_context(key, self._budget(settings.model))
+            if turns and turns[-1].role == "assistant":
+                turns.pop()
+            if not turns or turns[-1].role != "user":
+                raise ValidationError("There is nothing to regenerate here yet. Ask me something first.")
+            user_turn = turns.pop()
+            history = _newest_within(turns, self._history_budget(settings, user_turn))
+            return await self._respond(key, user, settings, history, user_turn, view, replace=True)
+
+    def stop(self, place: Place, user: Account, *, is_admin: bool = False) -> bool:
+        """Stop the answer being written in this place (by its asker or an admin); True if one was."""
+        for key, answer in self._running.items():
+            if (key.platform, key.scope, key.channel) != (place.platform, place.scope, place.channel):
+                continue
+            if answer.user != user and not is_admin:
+                continue
+            answer.stopped = True
+            if answer.task is not None:
+                answer.task.cancel()
+            return True
+        return False
+
+    def is_answering(self, place: Place) -> bool:
+        return any(
+            (k.platform, k.scope, k.channel) == (place.platform, place.scope, place.channel)
+            for k in self._running
+        )
+
+    async def reset(self, place: Place, user: Account) -> int:
+        key = await self.key_for(place, user)
+        async with self._turn_lock(key):
+            return await self._store.reset(key)
+
+    # ------------------------------------------------------------ building the prompt
+
+    @staticmethod
+    def _key(place: Place, user: Account, settings: Effective) -> ConversationKey:
+        return ConversationKey.of(place, user.holder if settings.context_mode == "user" else "")
+
+    @staticmethod
+    def _check_request(request: ChatRequest) -> None:
+        if not request.text.strip() and not request.images:
+            raise ValidationError(
+                "Your message is empty. Write a question, or attach a picture with a caption."
+            )
+        if len(request.text) > MAX_USER_TEXT_CHARS:
+            raise ValidationError(
+                f"Your message is too long ({len(request.text):,} characters; at most {MAX_USER_TEXT_CHARS:,})."
+            )
+        if len(request.images) > MAX_IMAGES_PER_MESSAGE:
+            raise ValidationError(f"Please attach at most {MAX_IMAGES_PER_MESSAGE} pictures per message.")
+
+    def _budget(self, model: str) -> int:
+        window = CHAT_MODELS[model].context_window if model in CHAT_MODELS else 128_000
+        limits = self._limits
+        return min(window, limits.max_context_tokens) - limits.max_completion_tokens - limits.context_margin
+
+    def _history_budget(self, settings: Effective, user_turn: Turn) -> int:
+        """Tokens left for stored turns once the instructions and the new message are counted."""
+        system = self._tokens.count_message(settings.system_prompt) if settings.system_prompt else 0
+        budget = self._budget(settings.model) - system - user_turn.tokens - REPLY_PRIMING
+        if budget < 0:
+            raise ValidationError("Your message is too long for this model's memory. Please shorten it.")
+        return budget
+
+    def _prompt_estimate(self, settings: Effective, history: Sequence[Turn], user_turn: Turn) -> int:
+        system = self._tokens.count_message(settings.system_prompt) if settings.system_prompt else 0
+        return system + sum(t.tokens for t in history) + user_turn.tokens + REPLY_PRIMING
+
+    # ------------------------------------------------------------ one answer
+
+    async def _respond(
+        self,
+        key: ConversationKey,
+        user: Account,
+        settings: Effective,
+        history: list[Turn],
+        user_turn: Turn,
+        view: View,
+        *,
+        replace: bool,
+    ) -> AnswerResult:
+        model = CHAT_MODELS.get(settings.model)
+        if user_turn.images and (model is None or not model.vision):
+            vision = ", ".join(name for name, m in CHAT_MODELS.items() if m.vision)
+            raise ValidationError(
+                f"The model {settings.model} can't look at pictures. An admin can switch to one that can "
+                f"({vision}) with /model."
+            )
+        messages = _messages(settings, history, user_turn)
+        params = ChatParams(settings.model, settings.temperature, self._limits.max_completion_tokens)
+        validate_chat(params, has_images=any(m.images for m in messages))
+        estimate = self._prompt_estimate(settings, history, user_turn)
+        # Nothing goes upstream unless the worst case fits the user's credit.
+        hold = await self._credits.reserve_chat(
+            user,
+            None if key.scope.startswith("dm:") else Place(key.platform, key.scope),
+            model=settings.model,
+            prompt_tokens=estimate,
+            max_completion_tokens=self._limits.max_completion_tokens,
+        )
+        answer = _Answer(key, user, settings, params, user_turn, estimate, hold, replace)
+        self._running[key] = answer
+        try:
+            return await self._stream(answer, messages, view)
+        finally:
+            self._running.pop(key, None)
+
+    async def _stream(self, answer: _Answer, messages: list[ChatMessage], view: View) -> AnswerResult:
+        presenter = StreamPresenter(view.surface, view.policy, bucket=view.bucket)
+        async with presenter:
+            answer.task = asyncio.create_task(self._pump(answer, messages, presenter))
+            try:
+                await answer.task
+            except asyncio.CancelledError:
+                if not answer.stopped:
+                    # The bot is shutting down: keep what streamed, charge what was used, then go.
+                    await asyncio.shield(
+                        self._close(answer, presenter, "stopped", "Interrupted: the bot is restarting.")
+                    )
+                    raise
+                return await self._close(answer, presenter, "stopped", "Stopped.")
+            except MiniToolAIError as exc:
+                if not answer.deltas:
+                    await self._credits.release(answer.hold, reason=f"upstream error: {type(exc).__name__}")
+                    await presenter.finish("failed", note=exc.user_message)
+                    raise
+                logger.warning(
+                    "answer in %s cut off after %d deltas: %s", answer.key, len(answer.deltas), exc
+                )
+                return await self._close(
+                    answer, presenter, "failed", f"The answer was cut off: {exc.user_message}"
+                )
+            return await self._close(answer, presenter, "complete", None)
+
+    async def _pump(self, answer: _Answer, messages: list[ChatMessage], presenter: StreamPresenter) -> None:
+        async for event in self._client.stream_chat(messages, answer.params):
+            if isinstance(event, TextDelta):
+                answer.deltas.append(event.text)
+                presenter.append(event.text)
+            elif event.usage is not None:
+                answer.usage = event.usage
+                # Recorded before anything else, so that a crash from here on still settles exactly.
+                await self._credits.note_usage(answer.hold, event.usage, model=answer.params.model)
+
+    async def _close(
+        self, answer: _Answer, presenter: StreamPresenter, outcome: Outcome, note: str | None
+    ) -> AnswerResult:
+        """Store what was said, settle what it cost, and show the final text: in that order.
+
+        Storing first means a platform that refuses the final edit can never lose the
+        conversation or the charge.
+        """
+        text = "".join(answer.deltas)
+        usage = answer.usage
+        completion = usage.completion_tokens if usage else self._tokens.count(text)
+        user_turn = answer.user_turn
+        if usage is not None:
+            self._tokens.calibrate(answer.prompt_estimate, usage.prompt_tokens)
+            # The new message's exact size is what the prompt measured beyond the rest of it.
+            rest = answer.prompt_estimate - user_turn.tokens
+            user_turn = dataclasses.replace(user_turn, tokens=max(1, usage.prompt_tokens - rest))
+        if text:
+            reply = Turn(
+                "assistant",
+                text,
+                completion,
+                message_ids=tuple(presenter.handles),
+                status=_TURN_STATUS[outcome],
+            )
+            if answer.replace:
+                await self._store.replace_last_assistant(answer.key, reply)
+            else:
+                await self._store.append_turns(answer.key, [user_turn, reply])
+        charged = await self._credits.settle_chat(
+            answer.hold,
+            model=answer.params.model,
+            usage=usage,
+            streamed_text_tokens=completion,
+            prompt_tokens_estimate=answer.prompt_estimate,
+        )
+        shown = await presenter.finish(outcome, note=note)
+        return AnswerResult(text, outcome, charged, tuple(shown.handles), usage)
+
+    # ------------------------------------------------------------ ordering
+
+    @asynccontextmanager
+    async def _turn_lock(self, key: ConversationKey) -> AsyncIterator[None]:
+        """asyncio.Lock is FIFO, so answers in one conversation follow arrival order."""
+        with self._lock_ref(key) as lock:
+            async with lock:
+                yield
+
+    @contextmanager
+    def _lock_ref(self, key: ConversationKey) -> Iterator[asyncio.Lock]:
+        """A lock per conversation, dropped when nobody waits on it (no unbounded growth)."""
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            yield lock
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+def _user_text(request: ChatRequest) -> str:
+    text = request.text.strip() or "What is in this picture?"
+    if request.quoted_text:
+        quoted = "\n".join(f"> {line}" for line in request.quoted_text.strip().splitlines())
+        text = f"{quoted}\n\n{text}"
+    if request.user_name:
+        # In a shared channel the model must know who is speaking.
+        text = f"[{request.user_name}] {text}"
+    return text
+
+
+def _messages(settings: Effective, history: Sequence[Turn], user_turn: Turn) -> list[ChatMessage]:
+    """The developer instructions, then the turns; images only where the model can see them."""
+    model = CHAT_MODELS.get(settings.model)
+    vision = model is not None and model.vision
+    messages = [ChatMessage("developer", settings.system_prompt)] if settings.system_prompt else []
+    for turn in (*history, user_turn):
+        images = tuple(ImageInput(i.data, i.mime) for i in turn.images) if vision else ()
+        messages.append(ChatMessage(turn.role, turn.text, images))
+    return messages
+
+
+def _newest_within(turns: list[Turn], budget: int) -> list[Turn]:
+    kept: list[Turn] = []
+    for turn in reversed(turns):
+        budget -= turn.tokens
+        if budget < 0:
+            break
+        kept.append(turn)
+    kept.reverse()
+    return kept

@@ -1,0 +1,18 @@
+"""The bundle of core services every adapter receives from the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.commands import Commands
+from bot.conversations import ConversationService
+from bot.credits import CreditService
+from bot.preferences import Preferences
+
+
+@dataclass(frozen=True, slots=True)
+class Core:
+    chat: ConversationService
+    credits: CreditService
+    prefs: Preferences
+    commands: Commands

@@ -1,0 +1,158 @@
+"""The bot's exceptions, in one place.
+
+Adapters catch these at the edge and show ``exc.user_message`` to the person who
+asked; the owner's log gets ``str(exc)`` (which never contains a secret).
+
+    BotError
+    ├── UserError                 something the person can fix; shown as it is
+    │   ├── ValidationError       a parameter out of range, an unknown model, ...
+    │   ├── InsufficientCredits   the reservation does not fit the balance
+    │   ├── NotAllowed            an admin command from a non-admin, a model the community forbids
+    │   └── QueueFull             too many requests in flight for this user
+    ├── MiniToolAIError           the upstream API said no, or could not be reached
+    │   ├── AuthenticationError   401/403: the owner's API key is wrong
+    │   ├── PaymentRequired       402: the owner's MiniToolAI balance is empty
+    │   ├── InvalidRequest        400/422: the API refused the parameters
+    │   ├── RateLimited           429: carries ``retry_after`` seconds when known
+    │   ├── ServiceUnavailable    5xx, timeouts, refused connections (nothing was streamed)
+    │   ├── StreamInterrupted     the stream broke after tokens arrived; carries the partial text
+    │   ├── JobFailed             an image job reported failure or passed its deadline
+    │   └── BadImage              a finished image that is not an image, or too large
+    ├── PlatformRateLimited       Telegram or Discord asked us to wait ``retry_after`` seconds
+    ├── StorageError              the database could not be opened, migrated or written
+    └── ConfigError               a missing or malformed setting, named in the message
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class BotError(Exception):
+    """Base of every error the bot raises on purpose."""
+
+    user_message: str = "Something went wrong on my side. Please try again in a moment."
+
+    def __init__(self, message: str = "", *, user_message: str | None = None) -> None:
+        super().__init__(message or self.user_message)
+        if user_message is not None:
+            self.user_message = user_message
+
+
+class UserError(BotError):
+    """Something the person who asked can fix; ``str(exc)`` is already polite."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, user_message=message)
+
+
+class ValidationError(UserError):
+    """A request parameter is out of range or unknown."""
+
+
+class InsufficientCredits(UserError):
+    """A reservation does not fit the balance; nothing was sent upstream."""
+
+    def __init__(self, message: str, *, balance: int = 0, needed: int = 0) -> None:
+        super().__init__(message)
+        self.balance = balance
+        self.needed = needed
+
+
+class NotAllowed(UserError):
+    """The person may not do this here (admin command, forbidden model)."""
+
+
+class QueueFull(UserError):
+    """The person already has as many requests waiting as allowed."""
+
+
+class MiniToolAIError(BotError):
+    """The MiniToolAI API refused a request or could not be reached."""
+
+    user_message = "The AI service could not answer right now. Please try again in a moment."
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        status: int | None = None,
+        body: str = "",
+        user_message: str | None = None,
+    ) -> None:
+        super().__init__(message, user_message=user_message)
+        self.status = status
+        # The raw body is kept for the owner's log; it never contains our key.
+        self.body = body[:2000]
+
+
+class AuthenticationError(MiniToolAIError):
+    user_message = (
+        "The bot's MiniToolAI API key was refused. The bot owner needs to check MINITOOLAI_API_KEY."
+    )
+
+
+class PaymentRequired(MiniToolAIError):
+    user_message = (
+        "The bot owner's MiniToolAI balance is empty, so I can't answer right now. "
+        "Your credits were not charged."
+    )
+
+
+class InvalidRequest(MiniToolAIError):
+    user_message = "The AI service refused this request as invalid. Please rephrase or change the options."
+
+
+class RateLimited(MiniToolAIError):
+    user_message = "The AI service is busy (rate limited). Please try again in a few seconds."
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(MiniToolAIError):
+    user_message = "The AI service is unavailable right now. Please try again in a moment."
+
+
+@dataclass(frozen=True, slots=True)
+class PartialAnswer:
+    """What had streamed before a stream broke."""
+
+    text: str
+    completion_tokens: int | None = None
+    prompt_tokens: int | None = None
+
+
+class StreamInterrupted(MiniToolAIError):
+    user_message = "The answer was cut off because the connection to the AI service broke."
+
+    def __init__(self, message: str = "", *, partial: PartialAnswer, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.partial = partial
+
+
+class JobFailed(MiniToolAIError):
+    user_message = "The image could not be generated. You were not charged for it."
+
+
+class BadImage(MiniToolAIError):
+    user_message = "The finished image could not be downloaded safely. You were not charged for it."
+
+
+class PlatformRateLimited(BotError):
+    """A platform refused a send or edit for now; the presenter waits ``retry_after`` and retries."""
+
+    def __init__(self, retry_after: float, message: str = "") -> None:
+        super().__init__(message or f"platform asked to wait {retry_after:.2f}s")
+        self.retry_after = retry_after
+
+
+class StorageError(BotError):
+    """The database could not be opened, migrated or written."""
+
+    user_message = "I could not save this right now. Please try again in a moment."
+
+
+class ConfigError(BotError):
+    """A missing or malformed setting; the message names the variable."""

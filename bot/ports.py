@@ -1,0 +1,319 @@
+"""What the core needs from the outside world, as small protocols and the values they carry.
+
+``storage/`` implements the stores; each adapter implements :class:`Surface`. The core
+depends only on these names, never on a database driver or a platform library.
+
+Identity and places are plain strings so that every platform fits: a Discord guild id or
+``"dm"``, a Telegram chat id; a Discord channel or thread id, a Telegram forum topic id or ``""``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+# ---------------------------------------------------------------- identity
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """Who holds a balance: a user (``holder`` = user id) or a community pool (``pool:<scope>``)."""
+
+    platform: str
+    holder: str
+
+    @classmethod
+    def pool(cls, platform: str, scope: str) -> Account:
+        return cls(platform, f"pool:{scope}")
+
+    @property
+    def is_pool(self) -> bool:
+        return self.holder.startswith("pool:")
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where something happens. ``channel == ""`` means the whole community (guild / chat).
+
+    A private chat's scope starts with ``"dm:"`` (``"dm:<user id>"``): it has no community pool
+    and its one member administers it.
+    """
+
+    platform: str
+    scope: str
+    channel: str = ""
+
+    @property
+    def is_private(self) -> bool:
+        return self.scope.startswith("dm:")
+
+    @property
+    def community(self) -> Place:
+        return Place(self.platform, self.scope, "")
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationKey:
+    """One conversation: a place, and in per-user context mode also the user it belongs to."""
+
+    platform: str
+    scope: str
+    channel: str
+    owner: str = ""  # "" = shared by the whole channel
+
+    @classmethod
+    def of(cls, place: Place, owner: str = "") -> ConversationKey:
+        return cls(place.platform, place.scope, place.channel, owner)
+
+
+# ---------------------------------------------------------------- conversations
+
+Role = Literal["user", "assistant"]
+TurnStatus = Literal["complete", "stopped", "interrupted"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredImage:
+    """An image a user attached, kept as bytes (never as a platform link)."""
+
+    mime: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    role: Role
+    text: str
+    tokens: int
+    author_id: str = ""
+    images: tuple[StoredImage, ...] = ()
+    message_ids: tuple[str, ...] = ()
+    status: TurnStatus = "complete"
+    id: int | None = None
+    created_at: datetime | None = None  # the store fills it when None (UTC)
+
+
+class ConversationStore(Protocol):
+    async def append_turns(self, key: ConversationKey, turns: Sequence[Turn]) -> list[int]:
+        """Store turns in order, all or none (one transaction); return their ids."""
+
+    async def load_context(
+        self, key: ConversationKey, budget_tokens: int, *, max_turns: int = 500
+    ) -> list[Turn]:
+        """The newest turns whose token counts sum to at most ``budget_tokens``, oldest first."""
+
+    async def replace_last_assistant(self, key: ConversationKey, turn: Turn) -> int:
+        """Replace the newest assistant turn (regenerate) atomically; append if there is none."""
+
+    async def reset(self, key: ConversationKey) -> int:
+        """Forget a conversation; return how many turns were deleted."""
+
+    async def prune(self, *, older_than: datetime | None = None, keep_last: int | None = None) -> int:
+        """Delete turns older than a moment and/or beyond the newest ``keep_last`` per conversation."""
+
+
+# ---------------------------------------------------------------- settings
+
+ContextMode = Literal["channel", "user"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSettings:
+    """Per-channel (or, with ``channel == ""``, per-community) choices. ``None`` = inherit."""
+
+    model: str | None = None
+    system_prompt: str | None = None
+    temperature: float | None = None
+    context_mode: ContextMode | None = None
+    image_model: str | None = None
+    allowed_image_models: tuple[str, ...] | None = None  # None = inherit; () = all allowed
+    auto_thread: bool | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)  # room for later issues, stored as JSON
+
+
+class SettingsStore(Protocol):
+    async def get_settings(self, place: Place) -> ChannelSettings | None: ...
+
+    async def put_settings(self, place: Place, settings: ChannelSettings) -> None: ...
+
+    async def get_meta(self, key: str) -> str | None:
+        """Small bot-wide facts (e.g. the hash of the last synced command set)."""
+
+    async def set_meta(self, key: str, value: str) -> None: ...
+
+
+# ---------------------------------------------------------------- credits
+
+EntryKind = Literal["grant", "allowance", "reserve", "settle", "release", "refund", "adjust"]
+ReservationState = Literal["open", "settled", "released"]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    account: Account
+    kind: EntryKind
+    amount: int  # signed micro-dollars; the sum of an account's entries is its balance
+    balance_after: int
+    reason: str
+    idempotency_key: str
+    reservation_id: str | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    id: int | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    id: str
+    account: Account
+    amount: int
+    purpose: str  # "chat" | "image"
+    state: ReservationState = "open"
+    spender: Account | None = None  # who spent from a pool
+    charged: int | None = None  # set when settled
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    closed_at: datetime | None = None
+
+
+class LedgerStore(Protocol):
+    async def open_account(self, account: Account, *, starting_grant: int, reason: str) -> int:
+        """Create the account once (with its starting grant as a ledger entry); return the balance."""
+
+    async def balance(self, account: Account) -> int | None:
+        """The balance, or None for an account that was never opened."""
+
+    async def apply(
+        self,
+        account: Account,
+        amount: int,
+        *,
+        kind: EntryKind,
+        reason: str,
+        idempotency_key: str,
+        meta: Mapping[str, Any] | None = None,
+    ) -> LedgerEntry | None:
+        """Add a signed amount atomically. Returns None if the key was already used (no change).
+
+        Raises ``bot.errors.InsufficientCredits`` if the balance would go below zero.
+        """
+
+    async def top_up(
+        self, account: Account, amount: int, *, up_to: int, reason: str, idempotency_key: str
+    ) -> int:
+        """Add ``min(amount, up_to - balance)`` if positive (allowances); return what was added.
+
+        The key is spent even when nothing is added (a zero entry is recorded), so one period
+        refills at most once.
+        """
+
+    async def reserve(
+        self,
+        reservation_id: str,
+        account: Account,
+        amount: int,
+        *,
+        purpose: str,
+        reason: str,
+        spender: Account | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Take ``amount`` from the balance if it fits, whatever runs concurrently.
+
+        False when it does not fit (nothing changes). Re-using an id is a no-op returning True.
+        """
+
+    async def settle(
+        self, reservation_id: str, charged: int, *, reason: str, meta: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Close an open reservation, keeping ``min(charged, amount)`` and giving back the rest.
+
+        False (and no change) if the reservation is already closed: settle is idempotent.
+        """
+
+    async def release(self, reservation_id: str, *, reason: str) -> bool:
+        """Close an open reservation giving everything back; False if already closed."""
+
+    async def annotate_reservation(self, reservation_id: str, meta: Mapping[str, Any]) -> None:
+        """Merge ``meta`` into a reservation's meta (top-level keys replace); an unknown id changes nothing.
+
+        The chat service records the usage chunk here the moment it arrives, so a crash
+        before settling can still settle exactly at the next start.
+        """
+
+    async def get_reservation(self, reservation_id: str) -> Reservation | None: ...
+
+    async def open_reservations(self) -> list[Reservation]: ...
+
+    async def entries(
+        self, account: Account, *, limit: int = 20, kinds: Sequence[EntryKind] | None = None
+    ) -> list[LedgerEntry]:
+        """Newest first."""
+
+    async def charged_between(
+        self, account: Account, start: datetime, end: datetime, *, spender: Account | None = None
+    ) -> int:
+        """Sum of ``charged`` over reservations of ``account`` settled in [start, end)."""
+
+    async def settled_reservations(
+        self, account: Account, *, limit: int = 20, spender: Account | None = None
+    ) -> list[Reservation]:
+        """Newest settled reservations first (for /usage)."""
+
+
+# ---------------------------------------------------------------- image jobs
+
+JobState = Literal["queued", "submitted", "done", "failed", "expired", "cancelled"]
+UNFINISHED_JOB_STATES: tuple[JobState, ...] = ("queued", "submitted")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageJob:
+    id: str  # our id (uuid4 hex), made before anything is submitted
+    requester: Account
+    place: Place
+    params: Mapping[str, Any]  # the validated request, JSON-serialisable
+    state: JobState = "queued"
+    reservation_id: str | None = None
+    jobid: str | None = None
+    signature: str | None = None
+    attempts: int = 0
+    cost: int = 0
+    progress_message: str | None = None  # adapter-defined handle of the message showing progress
+    result_message: str | None = None
+    error: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    deadline_at: datetime | None = None
+
+
+class ImageJobStore(Protocol):
+    async def create_job(self, job: ImageJob) -> None: ...
+
+    async def save_job(self, job: ImageJob) -> None:
+        """Overwrite every field of an existing job (the core uses ``dataclasses.replace``)."""
+
+    async def get_job(self, job_id: str) -> ImageJob | None: ...
+
+    async def unfinished_jobs(self) -> list[ImageJob]:
+        """Jobs in ``UNFINISHED_JOB_STATES``, oldest first, so a restarted bot resumes them."""
+
+
+class Store(ConversationStore, SettingsStore, LedgerStore, ImageJobStore, Protocol):
+    """Everything the core persists, behind one object with one lifetime."""
+
+    async def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------- adapters
+
+
+class Adapter(Protocol):
+    """A platform front end. ``run`` serves until ``stop`` is set, then finishes in-flight work."""
+
+    name: str
+
+    async def run(self, stop: asyncio.Event) -> None: ...

@@ -1,0 +1,150 @@
+"""Per-channel and per-community choices: model, system prompt, temperature, context mode.
+
+A channel's own setting wins over its community's, which wins over the owner's defaults.
+Changing a setting in a community needs an admin; in a private chat the person is the admin
+(the adapter says so through ``Actor.is_platform_admin``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from bot.credits import Actor
+from bot.errors import NotAllowed, ValidationError
+from bot.minitoolai.models import CHAT_MODELS, IMAGE_MODELS
+from bot.ports import ChannelSettings, ContextMode, Place, SettingsStore
+
+MAX_SYSTEM_PROMPT_CHARS = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class ChatDefaults:
+    """The owner's defaults, from settings."""
+
+    model: str
+    system_prompt: str
+    temperature: float | None
+    image_model: str
+
+
+@dataclass(frozen=True, slots=True)
+class Effective:
+    """What actually applies in a channel after inheritance."""
+
+    model: str
+    system_prompt: str
+    temperature: float | None
+    context_mode: ContextMode
+    image_model: str
+    allowed_image_models: tuple[str, ...]  # () = every model
+    auto_thread: bool
+    extra: dict[str, Any]
+
+
+class Preferences:
+    def __init__(self, store: SettingsStore, defaults: ChatDefaults, admin_ids: frozenset[str]) -> None:
+        self._store = store
+        self._defaults = defaults
+        self._admin_ids = admin_ids
+
+    def is_admin(self, actor: Actor) -> bool:
+        account = actor.account
+        return actor.is_platform_admin or f"{account.platform}:{account.holder}" in self._admin_ids
+
+    def require_admin(self, actor: Actor, what: str) -> None:
+        if not self.is_admin(actor):
+            raise NotAllowed(f"Only admins of this server or group can {what}.")
+
+    async def effective(self, place: Place) -> Effective:
+        channel = await self._store.get_settings(place) if place.channel else None
+        community = await self._store.get_settings(place.community)
+        layers = [s for s in (channel, community) if s is not None]
+
+        def pick(name: str, fallback: Any) -> Any:
+            for layer in layers:
+                value = getattr(layer, name)
+                if value is not None:
+                    return value
+            return fallback
+
+        extra: dict[str, Any] = {}
+        for layer in reversed(layers):
+            extra.update(layer.extra)
+        d = self._defaults
+        return Effective(
+            model=pick("model", d.model),
+            system_prompt=pick("system_prompt", d.system_prompt),
+            temperature=pick("temperature", d.temperature),
+            context_mode=pick("context_mode", "channel"),
+            image_model=pick("image_model", d.image_model),
+            allowed_image_models=tuple(pick("allowed_image_models", ())),
+            auto_thread=bool(pick("auto_thread", False)),
+            extra=extra,
+        )
+
+    async def update(self, actor: Actor, place: Place, what: str, **changes: Any) -> ChannelSettings:
+        """Change fields of a place's own settings (``place.channel == ""`` for the community)."""
+        self.require_admin(actor, what)
+        current = await self._store.get_settings(place) or ChannelSettings()
+        updated = dataclasses.replace(current, **changes)
+        await self._store.put_settings(place, updated)
+        return updated
+
+    async def set_model(self, actor: Actor, place: Place, model: str) -> str:
+        name = model.strip().lower()
+        if name not in CHAT_MODELS:
+            raise ValidationError(
+                f"I don't know the model “{model}”. Choose one of: {', '.join(CHAT_MODELS)}."
+            )
+        await self.update(actor, place, "change the model", model=name)
+        return name
+
+    async def set_system_prompt(self, actor: Actor, place: Place, prompt: str | None) -> None:
+        if prompt is not None:
+            prompt = prompt.strip()
+            if not prompt:
+                raise ValidationError(
+                    "The system prompt is empty. Give some text, or use clear to remove it."
+                )
+            if len(prompt) > MAX_SYSTEM_PROMPT_CHARS:
+                raise ValidationError(
+                    f"The system prompt is too long ({len(prompt)} characters; at most "
+                    f"{MAX_SYSTEM_PROMPT_CHARS})."
+                )
+        await self.update(actor, place, "change the system prompt", system_prompt=prompt)
+
+    async def set_temperature(self, actor: Actor, place: Place, value: float | None) -> None:
+        if value is not None and not 0 <= value <= 2:
+            raise ValidationError(f"Temperature must be between 0 and 2 (you gave {value}).")
+        await self.update(actor, place, "change the temperature", temperature=value)
+
+    async def set_context_mode(self, actor: Actor, place: Place, mode: str) -> ContextMode:
+        if mode not in ("channel", "user"):
+            raise ValidationError(
+                "Context mode is either “channel” (shared memory) or “user” (one per person)."
+            )
+        chosen: ContextMode = "channel" if mode == "channel" else "user"
+        await self.update(actor, place, "change the context mode", context_mode=chosen)
+        return chosen
+
+    async def set_image_models(
+        self,
+        actor: Actor,
+        place: Place,
+        *,
+        default: str | None = None,
+        allowed: tuple[str, ...] | None = None,
+    ) -> None:
+        for name in (*(allowed or ()), *((default,) if default else ())):
+            if name not in IMAGE_MODELS:
+                raise ValidationError(
+                    f"I don't know the image model “{name}”. Choose from: {', '.join(IMAGE_MODELS)}."
+                )
+        changes: dict[str, Any] = {}
+        if default is not None:
+            changes["image_model"] = default
+        if allowed is not None:
+            changes["allowed_image_models"] = allowed
+        await self.update(actor, place.community, "change the image models", **changes)

@@ -1,0 +1,51 @@
+"""Storage backends implementing the core's store protocols (``bot.ports``).
+
+``open_store(DATABASE_URL)`` is the one entry point the composition root needs; ``migrate``
+and ``backup_sqlite`` serve the ``db`` CLI commands. The store logic is written once
+(``storage.conversations``, ``storage.ledger``, ``storage.records``) over a small driver
+interface (``storage.database``) that ``storage.sqlite`` and ``storage.postgres`` implement.
+"""
+
+from __future__ import annotations
+
+import os
+
+from bot.errors import StorageError
+from bot.ports import Store
+from storage.common import parse_database_url
+
+__all__ = ["backup_sqlite", "migrate", "open_store"]
+
+
+async def open_store(database_url: str) -> Store:
+    """Open the database named by DATABASE_URL, apply pending migrations, and return the store."""
+    target = parse_database_url(database_url)
+    if target.backend == "sqlite":
+        from storage.sqlite import open_sqlite
+
+        return await open_sqlite(target.sqlite_path)
+    from storage.postgres import open_postgres
+
+    return await open_postgres(target.url, target.where)
+
+
+async def migrate(database_url: str, *, target_version: int | None = None) -> tuple[int, int]:
+    """Apply pending migrations (up to ``target_version``); return (from_version, to_version)."""
+    target = parse_database_url(database_url)
+    if target.backend == "sqlite":
+        from storage import sqlite
+
+        return await sqlite.migrate(target.sqlite_path, target_version=target_version)
+    from storage import postgres
+
+    return await postgres.migrate(target.url, target.where, target_version=target_version)
+
+
+async def backup_sqlite(database_url: str, dest_path: str | os.PathLike[str]) -> None:
+    """Copy a SQLite database consistently, even while the bot is using it."""
+    target = parse_database_url(database_url)
+    if target.backend != "sqlite":
+        raise StorageError("backup_sqlite needs a sqlite:/// DATABASE_URL; back up PostgreSQL with pg_dump.")
+    from storage import sqlite
+
+    await sqlite.backup(target.sqlite_path, dest_path)

@@ -1,0 +1,390 @@
+"""Credits (``bot.ports.LedgerStore``), written once for both backends.
+
+The invariant: an account's balance equals the sum of its ledger entries. Every change is one
+write transaction that moves the balance with a single atomic ``UPDATE ... RETURNING`` (which
+also re-checks ``balance >= 0`` under the row lock, so concurrent processes cannot overdraw)
+and writes one entry whose unique idempotency key makes a repeat a no-op. Reservations are
+locked (``FOR UPDATE`` on PostgreSQL) while they are settled or released, so they close once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from bot.errors import InsufficientCredits, StorageError
+from bot.ports import Account, EntryKind, LedgerEntry, Reservation
+from storage.common import (
+    entry_from_row,
+    load_mapping,
+    meta_json,
+    reservation_from_row,
+    to_utc,
+    utcnow,
+)
+from storage.database import Database, Rollback, Tx
+
+_ENTRY_COLUMNS = (
+    "id, platform, holder, kind, amount, balance_after, reason, idempotency_key, reservation_id, meta,"
+    " created_at"
+)
+_RESERVATION_COLUMNS = (
+    "id, platform, holder, spender_platform, spender_holder, amount, purpose, state, charged, meta,"
+    " created_at, closed_at"
+)
+
+
+def _dollars(micro: int) -> str:
+    return f"${micro / 1_000_000:,.4f}"
+
+
+class LedgerMixin:
+    _db: Database
+
+    async def open_account(self, account: Account, *, starting_grant: int, reason: str) -> int:
+        if starting_grant < 0:
+            raise ValueError("A starting grant must not be negative.")
+        key = f"open:{account.platform}:{account.holder}"
+        try:
+            async with self._db.write() as tx:
+                await _ensure_account(tx, account)
+                if await _key_used(tx, key):
+                    return await _balance(tx, account)
+                balance = await _credit(tx, account, starting_grant)
+                await _record(tx, account, "grant", starting_grant, balance, reason, key)
+                return balance
+        except Rollback:
+            return await self._balance_or_zero(account)
+
+    async def balance(self, account: Account) -> int | None:
+        async with self._db.read() as tx:
+            value = await tx.fetchval(
+                "SELECT balance FROM accounts WHERE platform = ? AND holder = ?",
+                account.platform,
+                account.holder,
+            )
+        return None if value is None else int(value)
+
+    async def apply(
+        self,
+        account: Account,
+        amount: int,
+        *,
+        kind: EntryKind,
+        reason: str,
+        idempotency_key: str,
+        meta: Mapping[str, Any] | None = None,
+    ) -> LedgerEntry | None:
+        try:
+            async with self._db.write() as tx:
+                if await _key_used(tx, idempotency_key):
+                    return None
+                await _ensure_account(tx, account)
+                balance = await _move(tx, account, amount)
+                if balance is None:
+                    current = await _balance(tx, account)
+                    raise InsufficientCredits(
+                        f"This needs {_dollars(-amount)} but the balance is {_dollars(current)}.",
+                        balance=current,
+                        needed=-amount,
+                    )
+                row = await _record(tx, account, kind, amount, balance, reason, idempotency_key, meta=meta)
+                return entry_from_row(row)
+        except Rollback:
+            return None
+
+    async def top_up(
+        self, account: Account, amount: int, *, up_to: int, reason: str, idempotency_key: str
+    ) -> int:
+        try:
+            async with self._db.write() as tx:
+                if await _key_used(tx, idempotency_key):
+                    return 0
+                await _ensure_account(tx, account)
+                current = await _balance(tx, account, lock=self._db.lock_clause)
+                added = max(0, min(amount, up_to - current))
+                balance = await _credit(tx, account, added)
+                # Recorded even when 0, so one key is one allowance whatever the balance was.
+                await _record(tx, account, "allowance", added, balance, reason, idempotency_key)
+                return added
+        except Rollback:
+            return 0
+
+    async def reserve(
+        self,
+        reservation_id: str,
+        account: Account,
+        amount: int,
+        *,
+        purpose: str,
+        reason: str,
+        spender: Account | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> bool:
+        if amount < 0:
+            raise ValueError("A reservation must not be negative.")
+        try:
+            async with self._db.write() as tx:
+                if await tx.fetchval("SELECT 1 FROM reservations WHERE id = ?", reservation_id):
+                    return True
+                balance = await _move(tx, account, -amount)
+                if balance is None:
+                    return False
+                await _insert_reservation(tx, reservation_id, account, amount, purpose, spender, meta)
+                await _record(
+                    tx,
+                    account,
+                    "reserve",
+                    -amount,
+                    balance,
+                    reason,
+                    f"reserve:{reservation_id}",
+                    reservation_id=reservation_id,
+                    meta=meta,
+                )
+                return True
+        except Rollback as lost:
+            return bool(lost.result)
+
+    async def settle(
+        self, reservation_id: str, charged: int, *, reason: str, meta: Mapping[str, Any] | None = None
+    ) -> bool:
+        if charged < 0:
+            raise ValueError("A settled charge must not be negative.")
+        return await self._close(reservation_id, "settled", charged, reason, meta)
+
+    async def release(self, reservation_id: str, *, reason: str) -> bool:
+        return await self._close(reservation_id, "released", 0, reason, None)
+
+    async def _close(
+        self,
+        reservation_id: str,
+        state: str,
+        charged: int,
+        reason: str,
+        meta: Mapping[str, Any] | None,
+    ) -> bool:
+        kind: EntryKind = "settle" if state == "settled" else "release"
+        try:
+            async with self._db.write() as tx:
+                row = await tx.fetchrow(
+                    f"SELECT {_RESERVATION_COLUMNS} FROM reservations WHERE id = ?{self._db.lock_clause}",
+                    reservation_id,
+                )
+                if row is None or row["state"] != "open":
+                    return False
+                reservation = reservation_from_row(row)
+                kept = min(charged, reservation.amount)
+                refund = reservation.amount - kept
+                balance = await _credit(tx, reservation.account, refund)
+                await _record(
+                    tx,
+                    reservation.account,
+                    kind,
+                    refund,
+                    balance,
+                    reason,
+                    f"{kind}:{reservation_id}",
+                    reservation_id=reservation_id,
+                    meta={"charged": kept, **(meta or {})},
+                )
+                await tx.execute(
+                    "UPDATE reservations SET state = ?, charged = ?, meta = ?, closed_at = ? WHERE id = ?",
+                    state,
+                    kept if state == "settled" else None,
+                    meta_json({**load_mapping(row["meta"]), **(meta or {})}),
+                    utcnow(),
+                    reservation_id,
+                )
+                return True
+        except Rollback:
+            return False
+
+    async def annotate_reservation(self, reservation_id: str, meta: Mapping[str, Any]) -> None:
+        async with self._db.write() as tx:
+            stored = await tx.fetchval(
+                f"SELECT meta FROM reservations WHERE id = ? AND state = 'open'{self._db.lock_clause}",
+                reservation_id,
+            )
+            if stored is not None:
+                await tx.execute(
+                    "UPDATE reservations SET meta = ? WHERE id = ?",
+                    meta_json({**load_mapping(stored), **meta}),
+                    reservation_id,
+                )
+
+    async def get_reservation(self, reservation_id: str) -> Reservation | None:
+        async with self._db.read() as tx:
+            row = await tx.fetchrow(
+                f"SELECT {_RESERVATION_COLUMNS} FROM reservations WHERE id = ?", reservation_id
+            )
+        return None if row is None else reservation_from_row(row)
+
+    async def open_reservations(self) -> list[Reservation]:
+        async with self._db.read() as tx:
+            rows = await tx.fetch(
+                f"SELECT {_RESERVATION_COLUMNS} FROM reservations WHERE state = 'open'"
+                " ORDER BY created_at, id"
+            )
+        return [reservation_from_row(row) for row in rows]
+
+    async def entries(
+        self, account: Account, *, limit: int = 20, kinds: Sequence[EntryKind] | None = None
+    ) -> list[LedgerEntry]:
+        where, args = "platform = ? AND holder = ?", [account.platform, account.holder]
+        if kinds is not None:
+            if not kinds:
+                return []
+            where += f" AND kind IN ({', '.join('?' * len(kinds))})"
+            args.extend(kinds)
+        async with self._db.read() as tx:
+            rows = await tx.fetch(
+                f"SELECT {_ENTRY_COLUMNS} FROM ledger WHERE {where} ORDER BY id DESC LIMIT ?",
+                *args,
+                max(limit, 0),
+            )
+        return [entry_from_row(row) for row in rows]
+
+    async def charged_between(
+        self, account: Account, start: datetime, end: datetime, *, spender: Account | None = None
+    ) -> int:
+        where, args = _settled_where(account, spender)
+        async with self._db.read() as tx:
+            total = await tx.fetchval(
+                f"SELECT COALESCE(SUM(charged), 0) FROM reservations WHERE {where}"
+                " AND closed_at >= ? AND closed_at < ?",
+                *args,
+                to_utc(start),
+                to_utc(end),
+            )
+        return int(total)
+
+    async def settled_reservations(
+        self, account: Account, *, limit: int = 20, spender: Account | None = None
+    ) -> list[Reservation]:
+        where, args = _settled_where(account, spender)
+        async with self._db.read() as tx:
+            rows = await tx.fetch(
+                f"SELECT {_RESERVATION_COLUMNS} FROM reservations WHERE {where}"
+                " ORDER BY closed_at DESC, id DESC LIMIT ?",
+                *args,
+                max(limit, 0),
+            )
+        return [reservation_from_row(row) for row in rows]
+
+    async def _balance_or_zero(self, account: Account) -> int:
+        return await self.balance(account) or 0
+
+
+def _settled_where(account: Account, spender: Account | None) -> tuple[str, list[object]]:
+    where = "platform = ? AND holder = ? AND state = 'settled'"
+    args: list[object] = [account.platform, account.holder]
+    if spender is not None:
+        where += " AND spender_platform = ? AND spender_holder = ?"
+        args += [spender.platform, spender.holder]
+    return where, args
+
+
+async def _ensure_account(tx: Tx, account: Account) -> None:
+    await tx.execute(
+        "INSERT INTO accounts (platform, holder, balance, created_at) VALUES (?, ?, 0, ?)"
+        " ON CONFLICT (platform, holder) DO NOTHING",
+        account.platform,
+        account.holder,
+        utcnow(),
+    )
+
+
+async def _insert_reservation(
+    tx: Tx,
+    reservation_id: str,
+    account: Account,
+    amount: int,
+    purpose: str,
+    spender: Account | None,
+    meta: Mapping[str, Any] | None,
+) -> None:
+    inserted = await tx.fetchval(
+        "INSERT INTO reservations (id, platform, holder, spender_platform, spender_holder,"
+        " amount, purpose, meta, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (id) DO NOTHING RETURNING id",
+        reservation_id,
+        account.platform,
+        account.holder,
+        None if spender is None else spender.platform,
+        None if spender is None else spender.holder,
+        amount,
+        purpose,
+        meta_json(meta),
+        utcnow(),
+    )
+    if inserted is None:
+        raise Rollback(True)  # another process reserved this id first: theirs stands, ours is undone
+
+
+async def _key_used(tx: Tx, key: str) -> bool:
+    return await tx.fetchval("SELECT 1 FROM ledger WHERE idempotency_key = ?", key) is not None
+
+
+async def _balance(tx: Tx, account: Account, *, lock: str = "") -> int:
+    value = await tx.fetchval(
+        f"SELECT balance FROM accounts WHERE platform = ? AND holder = ?{lock}",
+        account.platform,
+        account.holder,
+    )
+    return 0 if value is None else int(value)
+
+
+async def _move(tx: Tx, account: Account, amount: int) -> int | None:
+    """Add ``amount`` in one atomic statement; the new balance, or None if it would go negative."""
+    balance = await tx.fetchval(
+        "UPDATE accounts SET balance = balance + ? WHERE platform = ? AND holder = ?"
+        " AND balance + ? >= 0 RETURNING balance",
+        amount,
+        account.platform,
+        account.holder,
+        amount,
+    )
+    return None if balance is None else int(balance)
+
+
+async def _credit(tx: Tx, account: Account, amount: int) -> int:
+    """Add a non-negative amount to an account that exists (its row is created first)."""
+    balance = await _move(tx, account, amount)
+    if balance is None:
+        raise StorageError(f"The credit account {account.platform}:{account.holder} does not exist.")
+    return balance
+
+
+async def _record(
+    tx: Tx,
+    account: Account,
+    kind: EntryKind,
+    amount: int,
+    balance_after: int,
+    reason: str,
+    key: str,
+    *,
+    reservation_id: str | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> Any:
+    """Write one ledger entry; a key someone else used first rolls the whole change back."""
+    row = await tx.fetchrow(
+        "INSERT INTO ledger (platform, holder, kind, amount, balance_after, reason, idempotency_key,"
+        " reservation_id, meta, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        f" ON CONFLICT (idempotency_key) DO NOTHING RETURNING {_ENTRY_COLUMNS}",
+        account.platform,
+        account.holder,
+        kind,
+        amount,
+        balance_after,
+        reason,
+        key,
+        reservation_id,
+        meta_json(meta),
+        utcnow(),
+    )
+    if row is None:
+        raise Rollback()
+    return row

@@ -1,0 +1,194 @@
+"""SQLite through aiosqlite: one writer connection, one reader connection, explicit transactions.
+
+Every write takes an ``asyncio.Lock`` and runs in ``BEGIN IMMEDIATE`` ... ``COMMIT`` on the
+writer connection, rolled back on any exception, so half a turn or half a charge is never
+stored. WAL lets the reader connection see the last commit while a write is in progress
+(with ``:memory:`` there is only one connection, so reads take the write lock too).
+aiosqlite runs each connection in its own thread, so the event loop never blocks on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.errors import StorageError
+from storage.common import Row, sqlite_time
+
+logger = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 5000
+
+
+def _arg(value: object) -> object:
+    # Timestamps are stored as sortable UTC text.
+    return sqlite_time(value) if isinstance(value, datetime) else value
+
+
+def _args(values: Sequence[object]) -> tuple[object, ...]:
+    return tuple(_arg(v) for v in values)
+
+
+class SqliteTx:
+    """Statements on one aiosqlite connection (inside a transaction when writing)."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    # One thread hop per statement: execute_fetchall rather than a cursor's execute/fetch/close.
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        return list(await self._conn.execute_fetchall(sql, _args(args)))
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: object) -> Any:
+        rows = await self.fetch(sql, *args)
+        return rows[0][0] if rows else None
+
+    async def execute(self, sql: str, *args: object) -> int:
+        cursor = await self._conn.execute(sql, _args(args))
+        return cursor.rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
+        await self._conn.executemany(sql, [_args(row) for row in rows])
+
+
+class SqliteDatabase:
+    """The :class:`storage.database.Database` for SQLite."""
+
+    lock_clause = ""
+
+    def __init__(self, path: str, writer: aiosqlite.Connection, reader: aiosqlite.Connection | None) -> None:
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._write_lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[SqliteTx]:
+        async with self._write_lock:
+            await _run(self._writer.execute("BEGIN IMMEDIATE"), self.path)
+            try:
+                yield SqliteTx(self._writer)
+                await self._writer.commit()
+            except sqlite3.Error as exc:
+                await self._rollback()
+                raise StorageError(f"Could not write to the SQLite database {self.path}: {exc}.") from exc
+            except BaseException:
+                await self._rollback()
+                raise
+
+    async def _rollback(self) -> None:
+        # Whatever failed (a statement, the commit, a cancellation), the next BEGIN must find
+        # no transaction open; rolling back when none is open is a no-op.
+        try:
+            await self._writer.rollback()
+        except sqlite3.Error:
+            logger.exception("rollback failed on SQLite database %s", self.path)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[SqliteTx]:
+        if self._reader is not None:
+            # The reader sees the last commit (WAL); aiosqlite queues its statements itself.
+            async with self._translated_read_errors():
+                yield SqliteTx(self._reader)
+            return
+        # One connection (``:memory:``): a read must not see a write transaction half done.
+        async with self._write_lock, self._translated_read_errors():
+            yield SqliteTx(self._writer)
+
+    @asynccontextmanager
+    async def _translated_read_errors(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StorageError(f"Could not read the SQLite database {self.path}: {exc}.") from exc
+
+    @property
+    def writer(self) -> aiosqlite.Connection:
+        """The writer connection, for maintenance (backups, bulk loading in benchmarks)."""
+        return self._writer
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
+        await self._writer.close()
+
+
+async def _run(step: Any, path: str) -> Any:
+    try:
+        return await step
+    except sqlite3.Error as exc:
+        raise StorageError(f"Could not write to the SQLite database {path}: {exc}.") from exc
+
+
+# ---------------------------------------------------------------- opening
+
+
+async def connect(
+    path: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, reader: bool = False
+) -> aiosqlite.Connection:
+    """Open one configured connection; a corrupt, locked or unreachable file is a StorageError."""
+    if path != ":memory:":
+        await _make_folder(path)
+    try:
+        conn = await aiosqlite.connect(path, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StorageError(f"Could not open the SQLite database {path}: {exc}; check the path.") from exc
+    try:
+        await _configure(conn, path, busy_timeout_ms, reader=reader)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+async def _make_folder(path: str) -> None:
+    folder = Path(path).parent
+    try:
+        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(
+            f"Could not create the folder {folder} for the SQLite database: {exc.strerror or exc}."
+        ) from exc
+
+
+async def _configure(conn: aiosqlite.Connection, path: str, busy_timeout_ms: int, *, reader: bool) -> None:
+    conn.row_factory = sqlite3.Row
+    try:
+        await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        if reader:
+            await conn.execute("PRAGMA query_only = ON")
+        else:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+        # Touch the schema so a damaged file fails here, at open, rather than mid-conversation.
+        await conn.execute_fetchall("SELECT count(*) FROM sqlite_master")
+    except sqlite3.Error as exc:
+        raise StorageError(describe_open_problem(path, exc)) from exc
+
+
+def describe_open_problem(path: str, exc: sqlite3.Error) -> str:
+    """One sentence saying why a SQLite file could not be opened or migrated, and what to do."""
+    text = str(exc)
+    if "not a database" in text or "malformed" in text:
+        return (
+            f"The SQLite file {path} is not a usable database ({text}); "
+            "restore it from a backup or point DATABASE_URL at another file."
+        )
+    if "locked" in text or "busy" in text:
+        return f"The SQLite database {path} is locked by another process; stop it or wait and retry."
+    if "readonly" in text or "unable to open" in text:
+        return f"The SQLite database {path} cannot be written ({text}); check the path and its permissions."
+    return f"Could not open the SQLite database {path}: {text}."

@@ -1,0 +1,109 @@
+"""The real ``python -m bot`` process, driven through its standard input, against the fake MiniToolAI."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from tests.fakes.minitoolai import ChatScript, FakeMiniToolAI
+
+TIMEOUT = 60
+
+
+def bot_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MINITOOLAI_", "TELEGRAM_", "DISCORD_"))}
+    env.update(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'bot.sqlite3'}",
+        LOG_LEVEL="WARNING",
+        PYTHONPATH=str(Path(__file__).resolve().parents[2]),
+        **extra,
+    )
+    return env
+
+
+async def run_bot(tmp_path: Path, env: dict[str, str], stdin: str, *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,  # no .env there: only what the test sets
+    )
+    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), TIMEOUT)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_without_an_api_key_the_bot_says_what_to_put_in_env(tmp_path: Path) -> None:
+    """No MINITOOLAI_API_KEY: exit code 2 and the exact .env line to add, no traceback."""
+    code, out, err = await run_bot(tmp_path, bot_env(tmp_path), "")
+
+    assert 2 == code
+    assert "MINITOOLAI_API_KEY=" in err
+    assert ".env" in err
+    assert "Traceback" not in err + out
+
+
+async def test_a_malformed_setting_is_named_without_its_value(tmp_path: Path) -> None:
+    """A bad setting stops the bot with one message naming the variable; secrets are never echoed."""
+    env = bot_env(tmp_path, MINITOOLAI_API_KEY="sk-very-secret-value", MINITOOLAI_BASE_URL="ftp://nowhere")
+    env["TELEGRAM_TOKEN"] = "123:also-secret"
+    env["MAX_COMPLETION_TOKENS"] = "lots"
+
+    code, out, err = await run_bot(tmp_path, env, "")
+
+    assert 2 == code
+    assert "MINITOOLAI_BASE_URL" in err
+    assert "MAX_COMPLETION_TOKENS" in err
+    assert "secret" not in err + out
+    assert "Traceback" not in err
+
+
+async def test_console_chat_streams_the_answer_and_remembers_it(tmp_path: Path) -> None:
+    """Two messages and /credits through stdin: answers printed, the second request carries the first exchange."""
+    async with FakeMiniToolAI() as fake:
+        fake.chat_scripts.append(ChatScript(tokens=["Hello", ", ", "world", "!"]))
+        fake.chat_scripts.append(ChatScript(tokens=["Second", " answer."]))
+        env = bot_env(
+            tmp_path,
+            MINITOOLAI_API_KEY=fake.api_key,
+            MINITOOLAI_BASE_URL=fake.base_url,
+            STARTING_GRANT_USD="1",
+        )
+
+        code, out, err = await run_bot(tmp_path, env, "Hi there\nAnd again\n/credits\n")
+
+        chats = fake.requests_to("/api/chat-completions/")
+    assert 0 == code, err
+    assert "Hello, world!" in out
+    assert "Second answer." in out
+    assert "balance" in out.lower()
+    assert 2 == len(chats)
+    second = chats[1].json["messages"]
+    assert ["developer", "user", "assistant", "user"] == [m["role"] for m in second]
+    assert "Hello, world!" == second[2]["content"]
+    assert fake.api_key not in out + err
+
+
+async def test_console_reset_forgets_and_survives_restart(tmp_path: Path) -> None:
+    """The conversation is stored: a restarted bot remembers it until /reset."""
+    async with FakeMiniToolAI() as fake:
+        env = bot_env(tmp_path, MINITOOLAI_API_KEY=fake.api_key, MINITOOLAI_BASE_URL=fake.base_url)
+        fake.chat_scripts.append(ChatScript(tokens=["First."]))
+        await run_bot(tmp_path, env, "Remember me\n")
+        fake.chat_scripts.append(ChatScript(tokens=["Still here."]))
+        fake.chat_scripts.append(ChatScript(tokens=["Fresh."]))
+
+        code, out, err = await run_bot(tmp_path, env, "After restart\n/reset\nAfter reset\n")
+
+        chats = fake.requests_to("/api/chat-completions/")
+    assert 0 == code, err
+    assert ["developer", "user", "assistant", "user"] == [m["role"] for m in chats[1].json["messages"]]
+    assert ["developer", "user"] == [m["role"] for m in chats[2].json["messages"]]
+    assert "forgot" in out

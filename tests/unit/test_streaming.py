@@ -1,0 +1,441 @@
+"""bot.streaming: the presenter paces sends/edits per chat and always delivers the exact final text.
+
+Everything runs in virtual time (tests/fakes/virtual_time.py); the surface records each call with the
+same clock the presenter uses, so the policy is checked exactly and nothing really waits.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+
+from bot.errors import PlatformRateLimited
+from bot.streaming import (
+    PacingPolicy,
+    PresentedAnswer,
+    StreamPresenter,
+    Surface,
+    TokenBucket,
+    present_stream,
+)
+from bot.text import find_fences
+from tests.fakes.surfaces import Call, RecordingSurface
+from tests.fakes.virtual_time import VirtualTime
+
+POLICY = PacingPolicy(min_interval=1.0, max_length=200)
+INDICATOR = POLICY.typing_indicator
+
+CODE_ANSWER = (
+    "Here is the code you asked for, with a short explanation first.\n\n"
+    "```python\n" + "".join(f"value_{i} = compute({i})\n" for i in range(14)) + "```\n\n"
+    "That is all. Each line computes one value and the block ends here."
+)
+
+
+def words(n: int) -> list[str]:
+    return [f"w{i} " for i in range(n)]
+
+
+def tokens_of(text: str, size: int = 4) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+async def stream(
+    vt: VirtualTime,
+    surface: Surface,
+    tokens: Sequence[str],
+    *,
+    policy: PacingPolicy = POLICY,
+    delay: float = 0.05,
+    first_after: float = 0.0,
+    outcome: str = "complete",
+    note: str | None = None,
+    bucket: TokenBucket | None = None,
+) -> PresentedAnswer:
+    """Stream ``tokens`` (one per ``delay`` virtual seconds) through a presenter and finish it."""
+    async with StreamPresenter(surface, policy, clock=vt.time, sleep=vt.sleep, bucket=bucket) as presenter:
+        await vt.sleep(first_after)
+        for token in tokens:
+            await vt.sleep(delay)
+            presenter.append(token)
+        return await presenter.finish(outcome, note)  # type: ignore[arg-type]
+
+
+def assert_paced(calls: Sequence[Call], policy: PacingPolicy) -> None:
+    """Token bucket invariant: ops i..j inclusive need (j - i + 1 - burst) intervals between them."""
+    times = [c.at for c in calls]
+    b, interval = policy.burst, policy.min_interval
+    for i in range(len(times)):
+        for j in range(i + b, len(times)):
+            assert times[j] - times[i] >= (j - i + 1 - b) * interval - 1e-9, (i, j, times)
+
+
+def rejoin(pieces: Sequence[str], expected: str) -> bool:
+    """Whether removing fence markers added at splits from ``pieces`` can give ``expected``."""
+    opener = re.compile(r" {0,3}(`{3,}|~{3,})[^\n]*\n")
+    closer = re.compile(r"(`{3,}|~{3,})\Z")
+
+    def go(i: int, out: str, reopened: bool) -> bool:
+        piece = pieces[i]
+        if reopened:
+            m = opener.match(piece)
+            if m is None:
+                return False
+            piece = piece[m.end() :]
+        candidates = [(piece, False)]
+        m = closer.search(piece)
+        if m is not None and i < len(pieces) - 1:
+            candidates.append((piece[: m.start()], True))
+            if piece[: m.start()].endswith("\n"):
+                candidates.append((piece[: m.start() - 1], True))
+        for body, added in candidates:
+            new = out + body
+            if not expected.startswith(new):
+                continue
+            if i == len(pieces) - 1:
+                if new == expected:
+                    return True
+            elif go(i + 1, new, added):
+                return True
+        return False
+
+    return go(0, "", False)
+
+
+def intermediate(surface: RecordingSurface) -> list[Call]:
+    return [c for c in surface.operations if c.ok and not c.final]
+
+
+# ---------------------------------------------------------------- pacing
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        PacingPolicy(min_interval=1.0, max_length=200),
+        PacingPolicy(min_interval=0.5, max_length=200, burst=3),
+        PacingPolicy(min_interval=3.0, max_length=120, burst=2),
+    ],
+)
+async def test_operations_respect_the_pacing_policy(policy: PacingPolicy) -> None:
+    """Sends, edits and the closing call never come faster than the token bucket allows."""
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time, max_length=policy.max_length)
+    await vt.run(stream(vt, surface, words(300), policy=policy, delay=0.02))
+    assert len(surface.operations) > 5
+    assert_paced(surface.paced, policy)
+
+
+async def test_pacing_holds_where_the_platform_sees_requests_despite_varying_latency() -> None:
+    """The interval counts from each answer, so a slow request followed by a fast one stays paced."""
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time, latencies=[0.8, 0.0], sleep=vt.sleep)
+    await vt.run(stream(vt, surface, words(100), policy=PacingPolicy(1.0, 4000), delay=0.05))
+    assert len(surface.operations) > 3
+    assert_paced(surface.paced, PacingPolicy(1.0, 4000))
+
+
+async def test_first_text_shows_at_once_then_edits_come_exactly_when_a_slot_opens() -> None:
+    """Low lag: the first token is sent on arrival; while tokens flow, each edit lands on the slot."""
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time)
+    start = vt.now
+    policy = PacingPolicy(min_interval=1.0, max_length=4000)
+    await vt.run(stream(vt, surface, words(100), policy=policy, delay=0.1, first_after=0.45))
+    shown = intermediate(surface)
+    assert shown[0].kind == "send"
+    assert shown[0].at == pytest.approx(start + 0.55)
+    gaps = [b.at - a.at for a, b in itertools.pairwise(shown)]
+    assert gaps == pytest.approx([1.0] * len(gaps))
+
+
+async def test_deltas_between_slots_are_coalesced_into_one_edit() -> None:
+    """200 tokens in two seconds take a handful of operations, not one per token."""
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time)
+    await vt.run(stream(vt, surface, words(200), policy=PacingPolicy(1.0, 4000), delay=0.01))
+    assert len(surface.operations) <= 5
+
+
+async def test_no_edit_repeats_the_text_a_message_already_has() -> None:
+    """Pauses and empty deltas never cause an unchanged edit (the fake refuses those)."""
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time)
+
+    async def scenario() -> None:
+        async with StreamPresenter(surface, POLICY, clock=vt.time, sleep=vt.sleep) as presenter:
+            for token in ["Hello", "", " world", ""]:
+                presenter.append(token)
+                await vt.sleep(3.0)
+            presenter.append("")
+            await vt.sleep(5.0)
+            await presenter.finish()
+
+    await vt.run(scenario())
+    assert all(c.ok for c in surface.operations)
+    by_handle: dict[str, list[str]] = {}
+    for c in surface.operations:
+        by_handle.setdefault(c.handle, []).append(c.text)
+    for texts in by_handle.values():
+        assert all(a != b for a, b in itertools.pairwise(texts))
+
+
+async def test_rate_limit_on_one_surface_does_not_slow_another() -> None:
+    """A retry_after from one chat holds that chat only; the other keeps its one-per-second pace."""
+    vt = VirtualTime()
+    slow = RecordingSurface(vt.time, rate_limit_on={2: 5.0})
+    fast = RecordingSurface(vt.time)
+    policy = PacingPolicy(1.0, 4000)
+
+    async def both() -> None:
+        async with (
+            StreamPresenter(slow, policy, clock=vt.time, sleep=vt.sleep) as a,
+            StreamPresenter(fast, policy, clock=vt.time, sleep=vt.sleep) as b,
+        ):
+            for token in words(80):
+                await vt.sleep(0.1)
+                a.append(token)
+                b.append(token)
+            await a.finish()
+            await b.finish()
+
+    await vt.run(both())
+    shown = intermediate(fast)
+    assert [b.at - a.at for a, b in itertools.pairwise(shown)] == pytest.approx([1.0] * (len(shown) - 1))
+    refused = next(c for c in slow.operations if not c.ok)
+    after = [c for c in slow.paced if c.at > refused.at]
+    assert after
+    assert after[0].at >= refused.at + 5.0
+
+
+async def test_presenters_sharing_a_bucket_pace_the_chat_together() -> None:
+    """Two answers in one chat with one bucket: their combined operations respect the policy."""
+    vt = VirtualTime()
+    a = RecordingSurface(vt.time)
+    b = RecordingSurface(vt.time)
+    bucket = TokenBucket(POLICY, vt.time)
+
+    async def both() -> None:
+        async with (
+            StreamPresenter(a, POLICY, clock=vt.time, sleep=vt.sleep, bucket=bucket) as pa,
+            StreamPresenter(b, POLICY, clock=vt.time, sleep=vt.sleep, bucket=bucket) as pb,
+        ):
+            for token in words(60):
+                await vt.sleep(0.05)
+                pa.append(token)
+                pb.append(token)
+            await pa.finish()
+            await pb.finish()
+
+    await vt.run(both())
+    assert_paced(sorted(a.paced + b.paced, key=lambda c: c.at), POLICY)
+
+
+# ---------------------------------------------------------------- what is shown
+
+
+async def test_final_text_is_exactly_the_answer_across_continuation_messages() -> None:
+    """A long answer with a code block ends up, fence markers aside, exactly in several messages."""
+    vt = VirtualTime()
+    policy = PacingPolicy(1.0, 120)
+    surface = RecordingSurface(vt.time, max_length=120)
+    result = await vt.run(stream(vt, surface, tokens_of(CODE_ANSWER), policy=policy, delay=0.03))
+    texts = surface.final_texts()
+    assert result.text == CODE_ANSWER
+    assert result.handles == surface.order
+    assert len(texts) >= 4
+    assert all(len(t) <= 120 for t in texts)
+    assert rejoin(texts, CODE_ANSWER)
+    assert all(sum(1 for f in find_fences(t) if not f.closed) == 0 for t in texts)
+    assert surface.finished == (tuple(surface.order), "complete")
+
+
+async def test_one_huge_delta_is_split_into_messages_within_the_limit() -> None:
+    """A single delta far over the limit still yields messages that each fit."""
+    vt = VirtualTime()
+    answer = "".join(f"Sentence number {i} is here. " for i in range(60))
+    surface = RecordingSurface(vt.time, max_length=200)
+    await vt.run(stream(vt, surface, [answer]))
+    assert all(len(c.text) <= 200 for c in surface.operations)
+    assert rejoin(surface.final_texts(), answer)
+
+
+async def test_intermediate_texts_show_the_indicator_and_final_texts_do_not() -> None:
+    """Every streaming update ends in the typing indicator; final texts never contain it."""
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time, max_length=200)
+    await vt.run(stream(vt, surface, words(150)))
+    updates = intermediate(surface)
+    assert updates
+    assert all(c.text.endswith(INDICATOR) for c in updates)
+    assert all(INDICATOR not in t for t in surface.final_texts())
+
+
+async def test_intermediate_texts_have_balanced_fences() -> None:
+    """While a code block streams, each update closes it, so it always renders."""
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time, max_length=120)
+    await vt.run(stream(vt, surface, tokens_of(CODE_ANSWER, 3), policy=PacingPolicy(0.3, 120)))
+    updates = intermediate(surface)
+    inside = [c for c in updates if "```python" in c.text]
+    assert inside
+    assert all(all(f.closed for f in find_fences(c.text)) for c in updates)
+
+
+async def test_typing_repeats_until_the_first_text_shows() -> None:
+    """With no token for ten seconds, "typing…" goes out every four seconds, then stops."""
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time)
+    start = vt.now
+    await vt.run(stream(vt, surface, words(5), first_after=10.0, delay=0.5))
+    typing = [c.at - start for c in surface.calls if c.kind == "typing"]
+    assert typing == pytest.approx([0.0, 4.0, 8.0])
+    first_send = next(c for c in surface.calls if c.kind == "send")
+    assert all(c.at < first_send.at for c in surface.calls if c.kind == "typing")
+
+
+async def test_a_whitespace_only_last_piece_is_not_sent() -> None:
+    """Trailing blank lines that spill past the limit are not sent as a blank message."""
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time, max_length=100)
+    answer = "word " * 19 + "\n" * 50
+    await vt.run(stream(vt, surface, [answer], policy=PacingPolicy(1.0, 100)))
+    assert surface.final_texts() == ["word " * 19 + "\n" * 5]
+    assert all(c.ok for c in surface.operations)
+
+
+async def test_empty_answer_shows_a_placeholder() -> None:
+    """An answer with no text still produces one (non-empty) message."""
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time)
+    result = await vt.run(stream(vt, surface, []))
+    assert surface.final_texts() == ["_(no answer)_"]
+    assert result.text == ""
+
+
+# ---------------------------------------------------------------- notes
+
+
+@pytest.mark.parametrize(
+    ("outcome", "note"),
+    [("stopped", "(stopped)"), ("failed", "⚠️ The answer was cut off: connection lost")],
+)
+async def test_a_note_is_appended_in_italics_on_stop_or_failure(outcome: str, note: str) -> None:
+    """The answer is followed by a blank line and the note in italics; the surface hears the outcome."""
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time)
+    answer = "".join(words(20))
+    result = await vt.run(stream(vt, surface, words(20), outcome=outcome, note=note))
+    assert rejoin(surface.final_texts(), f"{answer}\n\n_{note}_")
+    assert result.text == answer
+    assert surface.finished == (tuple(surface.order), outcome)
+
+
+async def test_a_note_after_a_cut_off_code_block_goes_outside_the_block() -> None:
+    """A fence left open by a stop is closed before the note."""
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time)
+    await vt.run(stream(vt, surface, ["```py\n", "x = 1"], outcome="stopped", note="(stopped)"))
+    assert surface.final_texts() == ["```py\nx = 1\n```\n\n_(stopped)_"]
+
+
+# ---------------------------------------------------------------- failures
+
+
+async def test_final_edit_waits_out_retry_after_and_arrives() -> None:
+    """A rate-limited final edit is retried after exactly the time the platform asked for."""
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time, rate_limit_finals=[3.0, 2.0])
+    answer_tokens = words(30)
+    await vt.run(stream(vt, surface, answer_tokens))
+    finals = [c for c in surface.operations if c.final]
+    assert [c.ok for c in finals] == [False, False, True]
+    assert finals[1].at - finals[0].at >= 3.0
+    assert finals[2].at - finals[1].at >= 2.0
+    assert surface.final_texts() == ["".join(answer_tokens)]
+
+
+async def test_intermediate_rate_limit_holds_the_chat_then_shows_the_newest_text() -> None:
+    """After a retry_after during streaming, the next update waits for it and carries the latest text."""
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time, rate_limit_on={2: 4.0})
+    await vt.run(stream(vt, surface, words(100), policy=PacingPolicy(1.0, 4000), delay=0.1))
+    ops = surface.operations
+    refused = ops[1]
+    assert not refused.ok
+    assert ops[2].at == pytest.approx(refused.at + 4.0)
+    assert len(ops[2].text) > len(refused.text)
+
+
+async def test_failing_intermediate_edits_do_not_lose_the_final_text() -> None:
+    """Even when every streaming update fails, the final texts arrive complete."""
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time, max_length=120, fail_intermediate=True)
+    await vt.run(stream(vt, surface, tokens_of(CODE_ANSWER), policy=PacingPolicy(1.0, 120)))
+    assert not any(c.ok for c in surface.operations if not c.final)
+    assert rejoin(surface.final_texts(), CODE_ANSWER)
+
+
+async def test_failed_sealing_edit_is_redone_in_the_final_pass() -> None:
+    """A message's finalising edit that fails mid-stream is not retried at once but delivered at the end."""
+    answer = words(120)
+    vt = VirtualTime()
+    dry = RecordingSurface(vt.time, max_length=200)
+    await vt.run(stream(vt, dry, answer, delay=0.1))
+    first_seal = next(c for c in dry.operations if c.final and c.handle == dry.order[0])
+    assert first_seal.handle != dry.order[-1]
+
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time, max_length=200, fail_on={first_seal.number})
+    await vt.run(stream(vt, surface, answer, delay=0.1))
+    failed = next(c for c in surface.operations if not c.ok)
+    assert failed.final
+    redone = [c for c in surface.operations if c.handle == failed.handle and c.ok and c.at > failed.at]
+    assert len(redone) == 1
+    assert rejoin(surface.final_texts(), "".join(answer))
+
+
+async def test_final_delivery_gives_up_after_ten_rate_limits() -> None:
+    """A platform that never lets the final edit through makes finish raise, after bounded attempts."""
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time, rate_limit_finals=[1.0] * 50)
+    with pytest.raises(PlatformRateLimited):
+        await vt.run(stream(vt, surface, words(10)))
+    assert len([c for c in surface.operations if c.final]) == 10
+
+
+async def test_present_stream_ends_a_broken_stream_with_a_note_and_reraises() -> None:
+    """present_stream shows what came, adds the cut-off note, marks the answer failed, re-raises."""
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time)
+
+    async def deltas() -> AsyncIterator[str]:
+        for token in words(10):
+            await vt.sleep(0.1)
+            yield token
+        raise ConnectionError("connection lost")
+
+    with pytest.raises(ConnectionError):
+        await vt.run(present_stream(deltas(), surface, POLICY, clock=vt.time, sleep=vt.sleep))
+    expected = "".join(words(10)) + "\n\n_⚠️ The answer was cut off: connection lost_"
+    assert surface.final_texts() == [expected]
+    assert surface.finished is not None
+    assert surface.finished[1] == "failed"
+
+
+async def test_present_stream_returns_the_answer() -> None:
+    """present_stream with a healthy stream returns the handles and the exact text."""
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time)
+
+    async def deltas() -> AsyncIterator[str]:
+        for token in words(10):
+            await vt.sleep(0.1)
+            yield token
+
+    result = await vt.run(present_stream(deltas(), surface, POLICY, clock=vt.time, sleep=vt.sleep))
+    assert result == PresentedAnswer(surface.order, "".join(words(10)))
+    assert surface.final_texts() == ["".join(words(10))]
