@@ -36,6 +36,7 @@ bench: install
 	$(PY) bench/sse_throughput.py
 	$(PY) bench/stream_pacing.py
 	$(PY) bench/storage.py
+	$(PY) bench/image_queue.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -25,6 +25,7 @@ from bot.conversations import ChatLimits, ConversationService
 from bot.core import Core
 from bot.credits import Actor, CreditPolicy, CreditService
 from bot.errors import BotError, ConfigError
+from bot.images import ImageConfig, ImageService
 from bot.logs import configure_logging
 from bot.minitoolai.client import ClientTimeouts, MiniToolAIClient
 from bot.minitoolai.prices import PriceTable, parse_price_overrides
@@ -148,7 +149,22 @@ def build_core(settings: Settings, store: Store, client: MiniToolAIClient, token
         max_context_tokens=settings.max_context_tokens,
     )
     chat = ConversationService(store, client, credits, prefs, tokens, limits)
-    return Core(chat=chat, credits=credits, prefs=prefs, commands=Commands(chat, credits, prefs))
+    images = ImageService(store, client, credits, prefs, image_config(settings))
+    return Core(
+        chat=chat, credits=credits, prefs=prefs, commands=Commands(chat, credits, prefs), images=images
+    )
+
+
+def image_config(settings: Settings) -> ImageConfig:
+    return ImageConfig(
+        per_user_limit=settings.image_per_user_limit,
+        global_concurrency=settings.image_global_concurrency,
+        deadline=settings.image_deadline_seconds,
+        poll_initial=settings.image_poll_initial_seconds,
+        poll_max=settings.image_poll_max_seconds,
+        max_download_bytes=int(settings.image_max_download_mb * 1024 * 1024),
+        progress_interval=settings.image_progress_interval_seconds,
+    )
 
 
 def build_adapters(settings: Settings, core: Core) -> list[Adapter]:
@@ -211,12 +227,14 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         )
         tokens = TokenCounter()
         core = build_core(settings, store, client, tokens)
-        report = await core.credits.recover()
+        # Image holds of jobs that will resume stay open; the rest are settled or released.
+        report = await core.credits.recover(core.images.recovery_resolver())
         if report.settled or report.released:
             logger.info("resolved reservations left open: %s", report)
         adapters = build_adapters(settings, core)
         logger.info("starting %s", ", ".join(a.name for a in adapters))
-        async with asyncio.TaskGroup() as group:
+        # Each adapter registers its image surfaces and calls images.resume() once connected.
+        async with core.images, asyncio.TaskGroup() as group:
             for adapter in adapters:
                 group.create_task(adapter.run(stop), name=adapter.name)
     logger.info("stopped cleanly")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from bot.commands import Commands
 from bot.conversations import ConversationService
 from bot.credits import CreditService
+from bot.images import ImageService
 from bot.preferences import Preferences
 
 
@@ -16,3 +17,4 @@ class Core:
     credits: CreditService
     prefs: Preferences
     commands: Commands
+    images: ImageService

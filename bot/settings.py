@@ -14,8 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
-
-CHAT_MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano")
+from bot.minitoolai.models import CHAT_MODELS, IMAGE_MODELS
 
 
 def _http_url(value: str, *, schemes: tuple[str, ...] = ("http", "https")) -> str:
@@ -51,6 +50,13 @@ class Settings(BaseSettings):
 
     # --- images
     default_image_model: str = "dreamshaper"
+    image_per_user_limit: int = Field(3, ge=1)
+    image_global_concurrency: int = Field(4, ge=1)
+    image_deadline_seconds: float = Field(300.0, gt=0)
+    image_poll_initial_seconds: float = Field(1.0, gt=0)
+    image_poll_max_seconds: float = Field(3.0, gt=0)
+    image_max_download_mb: float = Field(20.0, gt=0)
+    image_progress_interval_seconds: float = Field(3.0, ge=0)
 
     # --- platforms
     discord_token: SecretStr | None = None
@@ -101,6 +107,13 @@ class Settings(BaseSettings):
     @classmethod
     def _check_ws_url(cls, value: str | None) -> str | None:
         return None if not value else _http_url(value, schemes=("ws", "wss"))
+
+    @field_validator("default_image_model")
+    @classmethod
+    def _check_image_model(cls, value: str) -> str:
+        if value not in IMAGE_MODELS:
+            raise ValueError(f"expected one of {', '.join(IMAGE_MODELS)}")
+        return value
 
     @field_validator("default_chat_model")
     @classmethod

@@ -11,13 +11,16 @@ import logging
 import shlex
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 from bot.conversations import ChatRequest, View
 from bot.core import Core
 from bot.credits import Actor
 from bot.errors import BotError, UserError
-from bot.ports import Account, Place
+from bot.image_options import parse_imagine_args
+from bot.minitoolai.types import DownloadedImage
+from bot.ports import Account, ImageJob, Place
 from bot.streaming import Outcome, PacingPolicy
 
 logger = logging.getLogger(__name__)
@@ -61,18 +64,65 @@ class ConsoleSurface:
         self._out.flush()
 
 
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+
+
+class ConsoleImages:
+    """Image progress as printed lines; finished pictures saved under ``folder``."""
+
+    caption_limit = 4000
+
+    def __init__(self, out: TextIO, folder: Path) -> None:
+        self._out = out
+        self._folder = folder
+
+    async def show_progress(self, text: str) -> str:
+        self._say(text)
+        return "progress"
+
+    async def edit_progress(self, handle: str, text: str) -> None:
+        self._say(text)
+
+    async def post_image(
+        self, image: DownloadedImage, caption: str, job_id: str, *, reply_to: str | None
+    ) -> str:
+        self._folder.mkdir(parents=True, exist_ok=True)
+        path = self._folder / f"{job_id}.{_EXTENSIONS.get(image.mime, 'img')}"
+        path.write_bytes(image.data)
+        self._say(f"Saved {path}\n{caption}")
+        return str(path)
+
+    async def delete(self, handle: str) -> None:
+        """Progress lines stay in the terminal's scrollback; saved pictures are the owner's to keep."""
+
+    def for_job(self, job: ImageJob) -> ConsoleImages:
+        return self
+
+    def _say(self, text: str) -> None:
+        self._out.write(f"[image] {text}\n")
+        self._out.flush()
+
+
 class ConsoleAdapter:
     name = "console"
 
     def __init__(
-        self, core: Core, *, stdin: asyncio.StreamReader | None = None, out: TextIO = sys.stdout
+        self,
+        core: Core,
+        *,
+        stdin: asyncio.StreamReader | None = None,
+        out: TextIO = sys.stdout,
+        image_folder: Path = Path("generated-images"),
     ) -> None:
         self._core = core
         self._stdin = stdin
         self._out = out
         self._actor = Actor(OWNER, is_platform_admin=True)
+        self._images = ConsoleImages(out, image_folder)
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._core.images.register_platform(PLATFORM, self._images)
+        await self._core.images.resume()
         reader = self._stdin or await _stdin_reader()
         self._print("MiniToolAI Bot in your terminal. Type a message, /help for commands, Ctrl-D to quit.\n")
         while not stop.is_set():
@@ -116,6 +166,12 @@ class ConsoleAdapter:
         commands, actor = self._core.commands, self._actor
         if name in ("quit", "exit"):
             raise SystemExit(0)
+        if name == "imagine":
+            options = parse_imagine_args(rest)
+            await self._core.images.submit(OWNER, PLACE, options, self._images, is_admin=True)
+            # One person at a terminal: wait for the picture before the next prompt.
+            await self._core.images.wait_idle()
+            return
         if name in ("regenerate", "again"):
             self._out.write("bot> ")
             await self._core.chat.regenerate(PLACE, OWNER, View(ConsoleSurface(self._out), POLICY))

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from tests.fakes.minitoolai import ChatScript, FakeMiniToolAI
+from tests.fakes.minitoolai import ChatScript, FakeMiniToolAI, ImageScript
 
 TIMEOUT = 60
 
@@ -107,3 +107,42 @@ async def test_console_reset_forgets_and_survives_restart(tmp_path: Path) -> Non
     assert ["developer", "user", "assistant", "user"] == [m["role"] for m in chats[1].json["messages"]]
     assert ["developer", "user"] == [m["role"] for m in chats[2].json["messages"]]
     assert "forgot" in out
+
+
+async def test_console_imagine_saves_the_picture_and_charges_once(tmp_path: Path) -> None:
+    """/imagine with options: the picture is saved under generated-images/, its path printed, one image charged."""
+    async with FakeMiniToolAI() as fake:
+        fake.image_scripts.append(ImageScript(pending_polls=2))
+        env = bot_env(
+            tmp_path,
+            MINITOOLAI_API_KEY=fake.api_key,
+            MINITOOLAI_BASE_URL=fake.base_url,
+            IMAGE_POLL_INITIAL_SECONDS="0.01",
+            IMAGE_POLL_MAX_SECONDS="0.02",
+            STARTING_GRANT_USD="1",
+        )
+
+        code, out, err = await run_bot(
+            tmp_path,
+            env,
+            '/imagine a red fox --model juggernaut --size landscape --steps 6 --negative "blurry"\n/usage\n/credits\n',
+        )
+
+        submits = fake.requests_to("/api/texttoimage/")
+    assert 0 == code, err
+    saved = list((tmp_path / "generated-images").iterdir())
+    assert 1 == len(saved)
+    assert saved[0].read_bytes().startswith(b"\x89PNG")
+    assert str(saved[0].name) in out
+    assert 1 == len(submits)
+    body = submits[0].json
+    assert ("juggernaut", 1152, 896, 6, "blurry") == (
+        body["model"],
+        body["width"],
+        body["height"],
+        body["steps"],
+        body["negativePrompt"],
+    )
+    charges = out.split("Your latest charges:")[1]
+    assert 1 == charges.count("image juggernaut")
+    assert "Balance: $0.9985" in out  # $1 less exactly one $0.0015 image
