@@ -27,6 +27,7 @@ from bot.credits import Actor, CreditPolicy, CreditService
 from bot.errors import BotError, ConfigError
 from bot.images import ImageConfig, ImageService
 from bot.logs import configure_logging
+from bot.maintenance import prune_until
 from bot.minitoolai.client import ClientTimeouts, MiniToolAIClient
 from bot.minitoolai.prices import PriceTable, parse_price_overrides
 from bot.money import parse_amount
@@ -173,14 +174,25 @@ def build_adapters(settings: Settings, core: Core) -> list[Adapter]:
     Adapters are imported only when used, so an owner of a Telegram bot never loads discord.py.
     """
     adapters: list[Adapter] = []
-    for name, token in (
-        ("TELEGRAM_TOKEN", settings.telegram_token),
-        ("DISCORD_TOKEN", settings.discord_token),
-    ):
-        if token is not None:
-            raise ConfigError(
-                f"{name} is set, but this version has no adapter for it yet; unset it to chat here."
+    if settings.telegram_token is not None:
+        raise ConfigError("TELEGRAM_TOKEN is set, but this version has no Telegram adapter yet; unset it.")
+    if settings.discord_token is not None:
+        from adapters.discord import DiscordAdapter, DiscordConfig
+
+        adapters.append(
+            DiscordAdapter(
+                core,
+                DiscordConfig(
+                    token=settings.discord_token.get_secret_value(),
+                    api_base_url=settings.discord_api_base_url,
+                    gateway_url=settings.discord_gateway_url,
+                    dev_guild_id=settings.discord_dev_guild_id,
+                    shard_ids=settings.shard_ids,
+                    shard_count=settings.discord_shard_count,
+                    message_content=settings.discord_message_content,
+                ),
             )
+        )
     if not adapters:
         from adapters.console import ConsoleAdapter
 
@@ -237,6 +249,15 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         async with core.images, asyncio.TaskGroup() as group:
             for adapter in adapters:
                 group.create_task(adapter.run(stop), name=adapter.name)
+            group.create_task(
+                prune_until(
+                    stop,
+                    store,
+                    max_age_days=settings.conversation_max_age_days,
+                    keep_turns=settings.conversation_keep_turns,
+                ),
+                name="prune",
+            )
     logger.info("stopped cleanly")
 
 

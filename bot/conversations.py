@@ -30,14 +30,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.credits import CreditService, Hold
-from bot.errors import MiniToolAIError, ValidationError
+from bot.errors import MiniToolAIError, StreamInterrupted, ValidationError
 from bot.minitoolai.models import CHAT_MODELS
 from bot.minitoolai.types import ChatEvent, ChatMessage, ChatParams, ImageInput, TextDelta, Usage
 from bot.minitoolai.validation import validate_chat
 from bot.ports import Account, ConversationKey, ConversationStore, Place, StoredImage, Turn, TurnStatus
 from bot.preferences import Effective, Preferences
 from bot.streaming import Outcome, PacingPolicy, StreamPresenter, Surface, TokenBucket
-from bot.tokens import REPLY_PRIMING, TokenCounter
+from bot.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, TokenCounter
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class ChatRequest:
     images: tuple[StoredImage, ...] = ()
     quoted_text: str | None = None  # the message this one replies to, when it is not ours
     user_name: str = ""
+    model: str | None = None  # for this message only (e.g. Discord's /chat model:); None = the channel's
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,7 @@ class _Answer:
     params: ChatParams
     user_turn: Turn
     prompt_estimate: int
+    text_estimate: int | None  # the part the counter estimated from text; None: do not calibrate
     hold: Hold
     replace: bool
     deltas: list[str] = field(default_factory=list)
@@ -144,6 +146,12 @@ class ConversationService:
         """Answer one message; messages of one conversation are answered in arrival order."""
         self._check_request(request)
         settings = await self._prefs.effective(request.place)
+        if request.model is not None:
+            if request.model not in CHAT_MODELS:
+                raise ValidationError(
+                    f"I don't know the model “{request.model}”. Choose one of: {', '.join(CHAT_MODELS)}."
+                )
+            settings = dataclasses.replace(settings, model=request.model)
         key = self._key(request.place, request.user, settings)
         async with self._turn_lock(key):
             user_turn = Turn(
@@ -154,7 +162,8 @@ class ConversationService:
                 images=request.images,
             )
             budget = self._history_budget(settings, user_turn)
-            history = await self._store.load_context(key, budget)
+            # The store sums stored counts; an answer also costs its framing in the prompt.
+            history = _newest_within(await self._store.load_context(key, budget), budget)
             return await self._respond(key, request.user, settings, history, user_turn, view, replace=False)
 
     async def regenerate(self, place: Place, user: Account, view: View) -> AnswerResult:
@@ -229,7 +238,7 @@ class ConversationService:
 
     def _prompt_estimate(self, settings: Effective, history: Sequence[Turn], user_turn: Turn) -> int:
         system = self._tokens.count_message(settings.system_prompt) if settings.system_prompt else 0
-        return system + sum(t.tokens for t in history) + user_turn.tokens + REPLY_PRIMING
+        return system + sum(map(_prompt_cost, history)) + user_turn.tokens + REPLY_PRIMING
 
     # ------------------------------------------------------------ one answer
 
@@ -255,6 +264,11 @@ class ConversationService:
         params = ChatParams(settings.model, settings.temperature, self._limits.max_completion_tokens)
         validate_chat(params, has_images=any(m.images for m in messages))
         estimate = self._prompt_estimate(settings, history, user_turn)
+        # Calibrate on text alone: framing is fixed and a picture's real cost is unknown
+        # (counting it at its maximum would drag the factor down and under-reserve text).
+        framing = MESSAGE_OVERHEAD * len(messages) + REPLY_PRIMING
+        pictures = any(t.images for t in (*history, user_turn))
+        text_estimate = None if pictures else estimate - framing
         # Nothing goes upstream unless the worst case fits the user's credit.
         hold = await self._credits.reserve_chat(
             user,
@@ -263,7 +277,7 @@ class ConversationService:
             prompt_tokens=estimate,
             max_completion_tokens=self._limits.max_completion_tokens,
         )
-        answer = _Answer(key, user, settings, params, user_turn, estimate, hold, replace)
+        answer = _Answer(key, user, settings, params, user_turn, estimate, text_estimate, hold, replace)
         self._running[key] = answer
         try:
             return await self._stream(answer, messages, view)
@@ -292,9 +306,11 @@ class ConversationService:
                 logger.warning(
                     "answer in %s cut off after %d deltas: %s", answer.key, len(answer.deltas), exc
                 )
-                return await self._close(
-                    answer, presenter, "failed", f"The answer was cut off: {exc.user_message}"
-                )
+                # StreamInterrupted's message already says the answer was cut off.
+                note = exc.user_message
+                if not isinstance(exc, StreamInterrupted):
+                    note = f"The answer was cut off: {note}"
+                return await self._close(answer, presenter, "failed", note)
             return await self._close(answer, presenter, "complete", None)
 
     async def _pump(self, answer: _Answer, messages: list[ChatMessage], presenter: StreamPresenter) -> None:
@@ -320,7 +336,9 @@ class ConversationService:
         completion = usage.completion_tokens if usage else self._tokens.count(text)
         user_turn = answer.user_turn
         if usage is not None:
-            self._tokens.calibrate(answer.prompt_estimate, usage.prompt_tokens)
+            if answer.text_estimate is not None:
+                fixed = answer.prompt_estimate - answer.text_estimate
+                self._tokens.calibrate(answer.text_estimate, usage.prompt_tokens - fixed)
             # The new message's exact size is what the prompt measured beyond the rest of it.
             rest = answer.prompt_estimate - user_turn.tokens
             user_turn = dataclasses.replace(user_turn, tokens=max(1, usage.prompt_tokens - rest))
@@ -394,10 +412,16 @@ def _messages(settings: Effective, history: Sequence[Turn], user_turn: Turn) -> 
     return messages
 
 
+def _prompt_cost(turn: Turn) -> int:
+    """A stored turn's tokens in a prompt: a user turn's count includes its framing (it is
+    measured from prompt_tokens or estimated as a message); an answer's is its completion_tokens."""
+    return turn.tokens + (MESSAGE_OVERHEAD if turn.role == "assistant" else 0)
+
+
 def _newest_within(turns: list[Turn], budget: int) -> list[Turn]:
     kept: list[Turn] = []
     for turn in reversed(turns):
-        budget -= turn.tokens
+        budget -= _prompt_cost(turn)
         if budget < 0:
             break
         kept.append(turn)

@@ -226,6 +226,7 @@ class ImageService:
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
+        self._resume_lock = asyncio.Lock()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -392,14 +393,22 @@ class ImageService:
 
     # ------------------------------------------------------------ resuming
 
-    async def resume(self) -> int:
-        """Pick up every unfinished job a previous run left; return how many were resumed.
+    async def resume(self, platform: str | None = None) -> int:
+        """Pick up the unfinished jobs a previous run left (of one platform, or all); return how many.
 
-        Jobs of a platform without a registered factory are left alone (logged) for a later start.
+        Each adapter calls this once it is connected. Jobs of a platform without a registered
+        factory are left alone (logged) for a later call or start. Calls are serialised, so two
+        adapters resuming at the same moment never queue a job twice.
         """
         self._check_open()
+        async with self._resume_lock:
+            return await self._resume(platform)
+
+    async def _resume(self, platform: str | None) -> int:
         resumed = 0
         for job in await self._store.unfinished_jobs():
+            if platform is not None and job.place.platform != platform:
+                continue
             if job.id in self._waiting or job.id in self._running:
                 continue
             factory = self._factories.get(job.place.platform)

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     default_temperature: float | None = Field(None, ge=0, le=2)
     context_margin_tokens: int = Field(256, ge=0)
     max_context_tokens: int = Field(16000, ge=1000)
+    conversation_max_age_days: int = Field(90, ge=0)
+    conversation_keep_turns: int = Field(500, ge=0)
 
     # --- images
     default_image_model: str = "dreamshaper"

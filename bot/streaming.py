@@ -126,6 +126,11 @@ class TokenBucket:
             self._tokens = min(self._burst, self._tokens + (now - self._stamp) / self._interval)
         self._stamp = max(self._stamp, now)
 
+    def retune(self, min_interval: float) -> None:
+        """The platform announced its real budget: time so far counts at the old rate, then the new one."""
+        self._refill(self._clock())
+        self._interval = min_interval
+
     def delay(self) -> float:
         """Seconds until an operation may go; 0 when one may go now."""
         now = self._clock()

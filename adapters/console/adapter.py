@@ -122,7 +122,7 @@ class ConsoleAdapter:
 
     async def run(self, stop: asyncio.Event) -> None:
         self._core.images.register_platform(PLATFORM, self._images)
-        await self._core.images.resume()
+        await self._core.images.resume(PLATFORM)
         reader = self._stdin or await _stdin_reader()
         self._print("MiniToolAI Bot in your terminal. Type a message, /help for commands, Ctrl-D to quit.\n")
         while not stop.is_set():

@@ -1,0 +1,141 @@
+"""Chat answers on Discord: /chat, mentions and replies, and the Stop / Regenerate buttons.
+
+Each flow builds the core's request, picks the surface (the interaction or the channel), and
+hands both to ``ConversationService`` with the channel's shared edit budget. Errors before
+anything is shown become an ephemeral reply (for an interaction: the "thinking…" placeholder
+is removed first); errors after that are already on the answer as a note.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+
+import discord
+
+from adapters.discord.config import DiscordConfig
+from adapters.discord.pacing import ChannelPacing
+from adapters.discord.places import account, interaction_is_admin, interaction_place
+from adapters.discord.replies import NO_PINGS, log_error, reply, reply_error, user_text
+from adapters.discord.surface import ChannelSurface, InteractionSurface
+from bot.conversations import AnswerResult, ChatRequest
+from bot.conversations import View as AnswerView
+from bot.core import Core
+from bot.errors import NotAllowed
+from bot.ports import Account
+
+logger = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE = 10.0  # seconds answers get to record themselves when the bot stops
+
+
+class ChatFlows:
+    def __init__(self, core: Core, pacing: ChannelPacing, config: DiscordConfig) -> None:
+        self._core = core
+        self._pacing = pacing
+        self._config = config
+        self._answering: set[asyncio.Task[object]] = set()
+
+    @contextlib.contextmanager
+    def _tracked(self) -> Iterator[None]:
+        task = asyncio.current_task()
+        if task is not None:
+            self._answering.add(task)
+        try:
+            yield
+        finally:
+            self._answering.discard(task)
+
+    async def shutdown(self) -> None:
+        """Interrupt answers still streaming, so each is recorded and its message finished
+        ("Interrupted: the bot is restarting") while the connection to Discord is still open."""
+        tasks = list(self._answering)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE)
+
+    def _view(self, surface: InteractionSurface | ChannelSurface, channel_id: int) -> AnswerView:
+        return AnswerView(surface, self._pacing.policy(), self._pacing.bucket(channel_id))
+
+    # ------------------------------------------------------------ interactions
+
+    async def answer_interaction(self, interaction: discord.Interaction, request: ChatRequest) -> None:
+        """Stream the answer to a deferred interaction (the caller deferred within 3 s)."""
+        surface = InteractionSurface(interaction, interaction.user.id, window=self._config.interaction_window)
+        view = self._view(surface, interaction.channel_id or 0)
+        await self._run_interaction(interaction, surface, lambda: self._core.chat.answer(request, view))
+
+    async def _run_interaction(
+        self,
+        interaction: discord.Interaction,
+        surface: InteractionSurface,
+        run: Callable[[], Awaitable[AnswerResult]],
+    ) -> None:
+        try:
+            with self._tracked():
+                await run()
+        except Exception as exc:
+            if surface.shown:
+                log_error(exc, "chat answer")  # the answer carries the note already
+                return
+            await surface.discard()
+            await reply_error(interaction, exc, "chat answer")
+
+    # ------------------------------------------------------------ messages
+
+    async def answer_message(
+        self,
+        message: discord.Message,
+        channel: discord.abc.Messageable,
+        channel_id: int,
+        request: ChatRequest,
+        *,
+        reply_to: discord.Message | None,
+    ) -> None:
+        surface = ChannelSurface(channel, channel_id, message.author.id, reply_to=reply_to)
+        try:
+            with self._tracked():
+                await self._core.chat.answer(request, self._view(surface, channel_id))
+        except Exception as exc:
+            log_error(exc, "chat answer to a message")
+            if not surface.shown:
+                # A message cannot get an ephemeral answer: reply briefly instead.
+                await self._tell(message, channel, user_text(exc))
+
+    @staticmethod
+    async def _tell(message: discord.Message, channel: discord.abc.Messageable, text: str) -> None:
+        try:
+            await channel.send(
+                text, allowed_mentions=NO_PINGS, reference=message.to_reference(fail_if_not_exists=False)
+            )
+        except discord.HTTPException:
+            logger.warning("could not tell the asker about an error", exc_info=True)
+
+    # ------------------------------------------------------------ buttons
+
+    async def stop(self, interaction: discord.Interaction, channel_id: int, asker_id: int) -> None:
+        place = interaction_place(interaction)
+        stopped = self._core.chat.stop(
+            place, account(interaction.user), is_admin=interaction_is_admin(interaction)
+        )
+        if stopped:
+            await interaction.response.defer()  # the answer itself shows "Stopped."
+        elif interaction.user.id != asker_id and not interaction_is_admin(interaction):
+            raise NotAllowed("Only the person who asked, or an admin, can stop this answer.")
+        else:
+            await reply(interaction, "That answer is already finished.", ephemeral=True)
+
+    async def regenerate(self, interaction: discord.Interaction, channel_id: int, asker_id: int) -> None:
+        if interaction.user.id != asker_id:
+            raise NotAllowed("Only the person who asked can regenerate this answer.")
+        await interaction.response.defer(thinking=True)
+        place = interaction_place(interaction)
+        asker = Account(place.platform, str(asker_id))
+        surface = InteractionSurface(interaction, asker_id, window=self._config.interaction_window)
+        view = self._view(surface, interaction.channel_id or channel_id)
+        await self._run_interaction(
+            interaction, surface, lambda: self._core.chat.regenerate(place, asker, view)
+        )

@@ -1,0 +1,362 @@
+"""The slash commands: definitions (``app_commands``) and the one core call each makes.
+
+Chat and pictures stream or queue through :mod:`.chat` and :mod:`.images`; everything else
+is a ``Commands`` call whose ``Reply`` is shown, privately when the core says so. Credit
+administration is hidden from members by ``default_permissions(manage_guild=True)``; the core
+still checks every call. In a DM the person administers their own chat settings, but never
+credits (those need a server's Manage Server permission or the bot owner).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+
+import discord
+from discord import app_commands
+
+from adapters.discord.attachments import download_images, require_image
+from adapters.discord.chat import ChatFlows
+from adapters.discord.config import DiscordConfig
+from adapters.discord.images import ImageFlows
+from adapters.discord.places import account, interaction_actor, interaction_place
+from adapters.discord.replies import guarded, reply, reply_error
+from bot.commands import HELP, Reply
+from bot.conversations import ChatRequest
+from bot.core import Core
+from bot.credits import Actor
+from bot.errors import ValidationError
+from bot.image_options import SIZE_PRESETS, ImageOptions
+from bot.minitoolai.models import (
+    CFG_SCALE_RANGE,
+    CHAT_MODELS,
+    IMAGE_MODELS,
+    SCHEDULERS,
+    SIZE_RANGE,
+    STEPS_RANGE,
+)
+from bot.ports import Account
+
+CHAT_MODEL_CHOICES = [app_commands.Choice(name=m, value=m) for m in CHAT_MODELS]
+IMAGE_MODEL_CHOICES = [app_commands.Choice(name=m, value=m) for m in IMAGE_MODELS][:25]
+SIZE_CHOICES = [app_commands.Choice(name=f"{n} ({w}×{h})", value=n) for n, (w, h) in SIZE_PRESETS.items()]
+ADMIN = app_commands.default_permissions(manage_guild=True)
+
+
+def credits_actor(interaction: discord.Interaction) -> Actor:
+    """Credits need a server's Manage Server: a DM makes nobody a credit admin (the owner still is)."""
+    is_admin = interaction.guild_id is not None and interaction.permissions.manage_guild
+    return Actor(account(interaction.user), is_platform_admin=is_admin)
+
+
+class CommandSet:
+    """Builds the command tree; each command is a small closure around one core call."""
+
+    def __init__(self, core: Core, chat: ChatFlows, images: ImageFlows, config: DiscordConfig) -> None:
+        self._core = core
+        self._chat = chat
+        self._images = images
+        self._config = config
+
+    def install(self, tree: app_commands.CommandTree) -> None:
+        tree.on_error = self._on_error  # type: ignore[method-assign]
+        for command in (
+            self._chat_command(),
+            self._imagine_command(),
+            *self._conversation_commands(),
+            *self._credit_commands(),
+            *self._admin_commands(),
+        ):
+            tree.add_command(command)
+
+    @staticmethod
+    async def _on_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        await reply_error(interaction, cause, f"/{interaction.command.name if interaction.command else '?'}")
+
+    @staticmethod
+    async def _show(
+        interaction: discord.Interaction, work: Callable[[], Awaitable[Reply]], name: str
+    ) -> None:
+        async def run() -> None:
+            answer = await work()
+            await reply(interaction, answer.text, ephemeral=answer.private)
+
+        await guarded(interaction, run(), name)
+
+    # ------------------------------------------------------------ chat and pictures
+
+    def _chat_command(self) -> app_commands.Command:
+        @app_commands.command(name="chat", description="Ask me something; I remember this conversation.")
+        @app_commands.describe(
+            prompt="What you want to ask", image="A picture for me to look at", model="Answer with this model"
+        )
+        @app_commands.choices(model=CHAT_MODEL_CHOICES)
+        async def chat(
+            interaction: discord.Interaction,
+            prompt: str,
+            image: discord.Attachment | None = None,
+            model: str | None = None,
+        ) -> None:
+            await guarded(interaction, self._run_chat(interaction, prompt, image, model), "/chat")
+
+        return chat
+
+    async def _run_chat(
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        image: discord.Attachment | None,
+        model: str | None,
+    ) -> None:
+        # Checks that need no I/O come first, so a mistake gets a clean ephemeral reply.
+        if model is not None and model not in CHAT_MODELS:
+            raise ValidationError(
+                f"I don't know the model “{model}”. Choose one of: {', '.join(CHAT_MODELS)}."
+            )
+        if image is not None:
+            require_image(image)
+        await interaction.response.defer(thinking=True)  # the 3-second deadline
+        try:
+            images = await download_images([image] if image else [], self._config.max_image_bytes)
+        except ValidationError as exc:
+            await interaction.delete_original_response()
+            await reply_error(interaction, exc, "/chat")
+            return
+        request = ChatRequest(
+            user=account(interaction.user),
+            place=interaction_place(interaction),
+            text=prompt,
+            images=images,
+            user_name=interaction.user.display_name if interaction.guild_id else "",
+        )
+        await self._chat.answer_interaction(interaction, with_model(request, model))
+
+    def _imagine_command(self) -> app_commands.Command:
+        @app_commands.command(name="imagine", description="Make a picture from a description.")
+        @app_commands.describe(
+            prompt="What the picture shows",
+            model="Image model",
+            size="A size preset (or give width and height)",
+            width=f"Width in pixels ({SIZE_RANGE[0]}-{SIZE_RANGE[1]})",
+            height=f"Height in pixels ({SIZE_RANGE[0]}-{SIZE_RANGE[1]})",
+            steps=f"Steps ({STEPS_RANGE[0]}-{STEPS_RANGE[1]}): more is finer and slower",
+            cfg=f"How closely to follow the prompt ({CFG_SCALE_RANGE[0]}-{CFG_SCALE_RANGE[1]})",
+            scheduler="Sampler",
+            negative="What to leave out",
+        )
+        @app_commands.choices(model=IMAGE_MODEL_CHOICES, size=SIZE_CHOICES)
+        async def imagine(
+            interaction: discord.Interaction,
+            prompt: str,
+            model: str | None = None,
+            size: str | None = None,
+            width: app_commands.Range[int, SIZE_RANGE[0], SIZE_RANGE[1]] | None = None,
+            height: app_commands.Range[int, SIZE_RANGE[0], SIZE_RANGE[1]] | None = None,
+            steps: app_commands.Range[int, STEPS_RANGE[0], STEPS_RANGE[1]] | None = None,
+            cfg: app_commands.Range[float, CFG_SCALE_RANGE[0], CFG_SCALE_RANGE[1]] | None = None,
+            scheduler: str | None = None,
+            negative: str | None = None,
+        ) -> None:
+            async def run() -> None:
+                w, h = _size(size, width, height)
+                options = ImageOptions(
+                    prompt=prompt,
+                    negative_prompt=negative,
+                    model=model,
+                    scheduler=scheduler,
+                    steps=steps,
+                    cfg_scale=cfg,
+                    width=w,
+                    height=h,
+                )
+                await self._images.imagine(interaction, options)
+
+            await guarded(interaction, run(), "/imagine")
+
+        @imagine.autocomplete("scheduler")
+        async def schedulers(
+            interaction: discord.Interaction, current: str
+        ) -> list[app_commands.Choice[str]]:
+            wanted = current.casefold()
+            return [app_commands.Choice(name=s, value=s) for s in SCHEDULERS if wanted in s.casefold()][:25]
+
+        return imagine
+
+    # ------------------------------------------------------------ conversation settings
+
+    def _conversation_commands(self) -> list[app_commands.Command]:
+        commands = self._core.commands
+
+        @app_commands.command(name="reset", description="Forget this conversation.")
+        async def reset(interaction: discord.Interaction) -> None:
+            actor, place = interaction_actor(interaction), interaction_place(interaction)
+            await self._show(interaction, lambda: commands.reset(actor, place), "/reset")
+
+        @app_commands.command(name="model", description="Show or choose the chat model here.")
+        @app_commands.choices(name=CHAT_MODEL_CHOICES)
+        async def model(interaction: discord.Interaction, name: str | None = None) -> None:
+            actor, place = interaction_actor(interaction), interaction_place(interaction)
+            await self._show(interaction, lambda: commands.model(actor, place, name or ""), "/model")
+
+        @app_commands.command(name="system", description="Show, set or clear the instructions I follow here.")
+        @app_commands.describe(text="New instructions, or “clear”")
+        async def system(interaction: discord.Interaction, text: str | None = None) -> None:
+            actor, place = interaction_actor(interaction), interaction_place(interaction)
+            await self._show(interaction, lambda: commands.system(actor, place, text or ""), "/system")
+
+        @app_commands.command(
+            name="temperature", description="How creative answers are here (0-2, or default)."
+        )
+        async def temperature(interaction: discord.Interaction, value: str | None = None) -> None:
+            actor, place = interaction_actor(interaction), interaction_place(interaction)
+            await self._show(
+                interaction, lambda: commands.temperature(actor, place, value or ""), "/temperature"
+            )
+
+        @app_commands.command(name="context", description="One shared memory here, or one per person.")
+        @app_commands.choices(
+            mode=[
+                app_commands.Choice(name="shared by the channel", value="channel"),
+                app_commands.Choice(name="one per person", value="user"),
+            ]
+        )
+        async def context(interaction: discord.Interaction, mode: str | None = None) -> None:
+            actor, place = interaction_actor(interaction), interaction_place(interaction)
+            await self._show(interaction, lambda: commands.context(actor, place, mode or ""), "/context")
+
+        @app_commands.command(
+            name="autothread", description="Open a thread for each conversation started here."
+        )
+        @app_commands.guild_only()
+        async def autothread(interaction: discord.Interaction, enabled: bool) -> None:
+            actor, place = interaction_actor(interaction), interaction_place(interaction)
+
+            async def run() -> Reply:
+                await self._core.prefs.update(
+                    actor, place, "turn auto-threads on or off", auto_thread=enabled
+                )
+                return Reply(
+                    "I now open a thread for each conversation here."
+                    if enabled
+                    else "Auto-threads are off here."
+                )
+
+            await self._show(interaction, run, "/autothread")
+
+        @app_commands.command(name="help", description="What I can do.")
+        async def help_(interaction: discord.Interaction) -> None:
+            await self._show(interaction, _help, "/help")
+
+        return [reset, model, system, temperature, context, autothread, help_]
+
+    # ------------------------------------------------------------ credits
+
+    def _credit_commands(self) -> list[app_commands.Command]:
+        commands = self._core.commands
+
+        @app_commands.command(name="credits", description="Your balance and spending.")
+        async def credits(interaction: discord.Interaction) -> None:
+            actor, place = credits_actor(interaction), interaction_place(interaction)
+            await self._show(interaction, lambda: commands.credits(actor, place), "/credits")
+
+        @app_commands.command(name="usage", description="Your last charges.")
+        async def usage(interaction: discord.Interaction) -> None:
+            actor, place = credits_actor(interaction), interaction_place(interaction)
+            await self._show(interaction, lambda: commands.usage(actor, place), "/usage")
+
+        @app_commands.command(name="prices", description="What chat and pictures cost.")
+        async def prices(interaction: discord.Interaction) -> None:
+            await self._show(interaction, commands.prices, "/prices")
+
+        return [credits, usage, prices]
+
+    def _admin_commands(self) -> list[app_commands.Command]:
+        commands = self._core.commands
+
+        def balance_command(
+            name: str, verb: str, action: Callable[[Actor, Account, str], Awaitable[Reply]]
+        ) -> app_commands.Command:
+            @app_commands.command(name=name, description=f"{verb} a member's balance (admins).")
+            @app_commands.describe(user="Whose balance", amount="Dollars ($5, 0.50) or “500 credits”")
+            @ADMIN
+            async def run(interaction: discord.Interaction, user: discord.User, amount: str) -> None:
+                actor = credits_actor(interaction)
+                await self._show(interaction, lambda: action(actor, account(user), amount), f"/{name}")
+
+            return run
+
+        @app_commands.command(
+            name="pool", description="Fund this server's pool, or cap what each member takes a day."
+        )
+        @app_commands.choices(
+            action=[
+                app_commands.Choice(name="fund", value="fund"),
+                app_commands.Choice(name="cap", value="cap"),
+            ]
+        )
+        @app_commands.guild_only()
+        @ADMIN
+        async def pool(interaction: discord.Interaction, action: str, amount: str = "") -> None:
+            actor, place = credits_actor(interaction), interaction_place(interaction)
+            await self._show(interaction, lambda: commands.pool(actor, place, action, amount), "/pool")
+
+        @app_commands.command(name="spending", description="What this server spent from its pool this month.")
+        @app_commands.guild_only()
+        @ADMIN
+        async def spending(interaction: discord.Interaction) -> None:
+            actor, place = credits_actor(interaction), interaction_place(interaction)
+            await self._show(interaction, lambda: commands.spending(actor, place), "/spending")
+
+        @app_commands.command(name="startinggrant", description="What new users receive (bot owner).")
+        @ADMIN
+        async def starting_grant(interaction: discord.Interaction, amount: str) -> None:
+            actor = credits_actor(interaction)
+            await self._show(interaction, lambda: commands.starting_grant(actor, amount), "/startinggrant")
+
+        @app_commands.command(
+            name="allowance", description="The periodic refill of every balance (bot owner)."
+        )
+        @app_commands.choices(
+            period=[app_commands.Choice(name=p, value=p) for p in ("none", "daily", "weekly")]
+        )
+        @ADMIN
+        async def allowance(
+            interaction: discord.Interaction, amount: str, period: str, cap: str = ""
+        ) -> None:
+            actor = credits_actor(interaction)
+            await self._show(
+                interaction, lambda: commands.allowance(actor, amount, period, cap), "/allowance"
+            )
+
+        return [
+            balance_command("grant", "Add to", commands.grant),
+            balance_command("take", "Take from", commands.take),
+            balance_command("setbalance", "Set", commands.set_balance),
+            pool,
+            spending,
+            starting_grant,
+            allowance,
+        ]
+
+
+async def _help() -> Reply:
+    return Reply(
+        HELP.replace("/ask <question>: ask me something", "/chat <prompt>: ask me something"), private=True
+    )
+
+
+def _size(size: str | None, width: int | None, height: int | None) -> tuple[int | None, int | None]:
+    if size is None:
+        return width, height
+    if width is not None or height is not None:
+        raise ValidationError("Give either a size preset or width and height, not both.")
+    preset = SIZE_PRESETS.get(size)
+    if preset is None:
+        raise ValidationError(f"I don't know the size “{size}”. Choose one of: {', '.join(SIZE_PRESETS)}.")
+    return preset
+
+
+def with_model(request: ChatRequest, model: str | None) -> ChatRequest:
+    """The request answered with ``model`` instead of the channel's (the core validates it)."""
+    return request if model is None else dataclasses.replace(request, model=model)

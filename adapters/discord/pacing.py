@@ -1,0 +1,112 @@
+"""How fast the bot edits and posts in one Discord channel, learned from Discord's own headers.
+
+Discord does not document its message-edit budget (about 5 per 5 s per channel, observed); it
+announces it on every answer in ``X-RateLimit-Limit`` and ``X-RateLimit-Reset-After``. A
+:class:`RateBook` reads those headers from every REST answer (an ``aiohttp`` trace on the
+client's session) and turns the message routes' limit into an interval with a safety margin.
+:class:`ChannelPacing` keeps one token bucket per channel, shared by every answer shown there,
+and retunes the buckets when the learned interval changes. discord.py's own bucket handling
+(it sleeps before a depleted bucket) stays in place as the backstop.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import OrderedDict
+from types import SimpleNamespace
+
+import aiohttp
+
+from bot.streaming import PacingPolicy, TokenBucket
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE = 2000
+MARGIN = 1.1  # pace 10 % slower than the announced budget, for clock skew and latency
+MAX_CHANNELS = 10_000  # buckets kept; the least recently used channel's bucket is dropped
+# REST routes whose budget paces an answer: channel messages, and interaction webhooks.
+_PACED_ROUTES = {
+    "message": re.compile(r"/channels/\d+/messages(?:/\d+)?$"),
+    "webhook": re.compile(r"/webhooks/\d+/[^/]+(?:/messages/[^/]+)?$"),
+}
+
+
+class RateBook:
+    """The message budget Discord announces, read from response headers."""
+
+    def __init__(self, default_interval: float) -> None:
+        self._interval = default_interval
+        self._shapes: dict[str, tuple[int, float]] = {}  # route kind -> (limit, window)
+        self._listeners: list[ChannelPacing] = []
+
+    @property
+    def interval(self) -> float:
+        return self._interval
+
+    def trace_config(self) -> aiohttp.TraceConfig:
+        """For ``discord.Client(http_trace=...)``: every REST answer passes through ``observe``."""
+        trace = aiohttp.TraceConfig()
+        trace.on_request_end.append(self._on_request_end)
+        return trace
+
+    async def _on_request_end(
+        self, session: aiohttp.ClientSession, context: SimpleNamespace, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        for kind, route in _PACED_ROUTES.items():
+            if route.search(params.url.path):
+                self.observe(kind, params.response.headers)
+
+    def observe(self, kind: str, headers: object) -> None:
+        """Learn from one answer's ``X-RateLimit-Limit`` / ``-Reset-After`` (others are ignored)."""
+        get = getattr(headers, "get", None)
+        if get is None:
+            return
+        try:
+            limit = int(get("X-RateLimit-Limit"))
+            reset_after = float(get("X-RateLimit-Reset-After"))
+        except (TypeError, ValueError):
+            return
+        if limit < 1:
+            return
+        # Reset-After is the time left in the current window; its largest value is the window.
+        known = self._shapes.get(kind)
+        window = max(known[1], reset_after) if known and known[0] == limit else reset_after
+        self._shapes[kind] = (limit, window)
+        # One bucket per channel carries every kind of request: pace by the tightest budget.
+        interval = max(w / n for n, w in self._shapes.values()) * MARGIN
+        if abs(interval - self._interval) > 1e-3:
+            logger.info("Discord %s budget: %d per %.2fs; pacing at %.3fs", kind, limit, window, interval)
+            self._interval = interval
+            for pacing in self._listeners:
+                pacing.retune(interval)
+
+    def subscribe(self, pacing: ChannelPacing) -> None:
+        self._listeners.append(pacing)
+
+
+class ChannelPacing:
+    """One bucket per channel; every answer in a channel is paced by the same one."""
+
+    def __init__(self, book: RateBook) -> None:
+        self._book = book
+        self._buckets: OrderedDict[int, TokenBucket] = OrderedDict()
+        book.subscribe(self)
+
+    def policy(self) -> PacingPolicy:
+        # One operation at a time: a burst on top of the full budget could overrun the window.
+        return PacingPolicy(min_interval=self._book.interval, max_length=MAX_MESSAGE, burst=1)
+
+    def bucket(self, channel_id: int) -> TokenBucket:
+        bucket = self._buckets.get(channel_id)
+        if bucket is None:
+            bucket = self._buckets[channel_id] = TokenBucket(self.policy())
+            if len(self._buckets) > MAX_CHANNELS:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(channel_id)
+        return bucket
+
+    def retune(self, interval: float) -> None:
+        for bucket in self._buckets.values():
+            bucket.retune(interval)

@@ -1,0 +1,214 @@
+"""Where a streamed answer shows on Discord: an interaction's response, or a channel message.
+
+:class:`InteractionSurface` streams into the deferred response (``@original``) and continues
+in follow-ups past 2000 characters. An interaction token lives 15 minutes: once the window
+is over (by our clock, or because Discord refuses the token) every further message is a
+plain channel message, and a message that can no longer be edited is continued as one.
+:class:`ChannelSurface` answers a mention, reply or DM with a reply and edits.
+
+Every message goes out with mentions disabled, so model output can never ping anyone. A
+Stop button sits on the first message while the answer streams; Regenerate replaces it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+import discord
+
+from adapters.discord.replies import NO_PINGS, platform_error
+from adapters.discord.views import regenerate_view, stop_view
+from bot.streaming import Outcome
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_EXPIRED_CODES = {50027, 10015}  # invalid webhook token, unknown webhook
+
+
+async def _call(request: Awaitable[T]) -> T:
+    """One REST call; Discord's 429 becomes the core's ``PlatformRateLimited``."""
+    try:
+        return await request
+    except (discord.RateLimited, discord.HTTPException) as exc:
+        mapped = platform_error(exc)
+        if mapped is exc:
+            raise
+        raise mapped from exc
+
+
+def _expired(exc: discord.HTTPException) -> bool:
+    return exc.status == 401 or exc.code in _EXPIRED_CODES
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    kind: Literal["original", "followup", "channel"]
+    message_id: int = 0
+
+
+class ChannelSurface:
+    """Answers in a channel, thread or DM: the first message replies to the asker's message."""
+
+    def __init__(
+        self,
+        channel: discord.abc.Messageable,
+        channel_id: int,
+        asker_id: int,
+        *,
+        reply_to: discord.Message | None,
+    ) -> None:
+        self._channel = channel
+        self._channel_id = channel_id
+        self._asker_id = asker_id
+        self._reply_to = reply_to
+        self.shown = False
+
+    async def typing(self) -> None:
+        await self._channel.typing()
+
+    async def send(self, text: str, *, final: bool) -> str:
+        if not self.shown:
+            reference = self._reply_to.to_reference(fail_if_not_exists=False) if self._reply_to else None
+            message = await _call(
+                self._channel.send(
+                    text,
+                    allowed_mentions=NO_PINGS,
+                    reference=reference,  # type: ignore[arg-type]
+                    view=stop_view(self._channel_id, self._asker_id),
+                )
+            )
+        else:
+            message = await _call(self._channel.send(text, allowed_mentions=NO_PINGS))
+        self.shown = True
+        return str(message.id)
+
+    async def edit(self, handle: str, text: str, *, final: bool) -> None:
+        partial = self._channel.get_partial_message(int(handle))  # type: ignore[attr-defined]
+        await _call(partial.edit(content=text, allowed_mentions=NO_PINGS))
+
+    async def finish(self, handles: Sequence[str], outcome: Outcome) -> None:
+        if handles:
+            partial = self._channel.get_partial_message(int(handles[0]))  # type: ignore[attr-defined]
+            await _call(partial.edit(view=regenerate_view(self._channel_id, self._asker_id)))
+
+
+class InteractionSurface:
+    """Streams into a deferred interaction response, then follow-ups, then the channel."""
+
+    def __init__(self, interaction: discord.Interaction, asker_id: int, *, window: float) -> None:
+        self._interaction = interaction
+        self._channel_id = interaction.channel_id or 0
+        self._asker_id = asker_id
+        self._deadline = time.monotonic() + window
+        self._expired = False
+        self._targets: dict[str, _Target] = {}
+
+    @property
+    def shown(self) -> bool:
+        return bool(self._targets)
+
+    def _live(self) -> bool:
+        if not self._expired and time.monotonic() >= self._deadline:
+            logger.info(
+                "interaction window over in channel %s: continuing as channel messages", self._channel_id
+            )
+            self._expired = True
+        return not self._expired
+
+    def _channel(self) -> discord.abc.Messageable:
+        channel = self._interaction.channel
+        if channel is None or not isinstance(channel, discord.abc.Messageable):
+            return self._interaction.client.get_partial_messageable(self._channel_id)
+        return channel
+
+    async def send(self, text: str, *, final: bool) -> str:
+        handle = str(len(self._targets))
+        first = not self._targets
+        if self._live():
+            try:
+                self._targets[handle] = await self._send_webhook(text, first=first)
+            except discord.HTTPException as exc:
+                if not _expired(exc):
+                    raise
+                self._expired = True
+                logger.info(
+                    "interaction token refused in channel %s: continuing in the channel", self._channel_id
+                )
+        if handle not in self._targets:
+            self._targets[handle] = await self._send_channel(text, first=first)
+        return handle
+
+    async def _send_webhook(self, text: str, *, first: bool) -> _Target:
+        interaction = self._interaction
+        if first:
+            await _call(
+                interaction.edit_original_response(
+                    content=text, view=stop_view(self._channel_id, self._asker_id), allowed_mentions=NO_PINGS
+                )
+            )
+            return _Target("original")
+        message = await _call(interaction.followup.send(text, wait=True, allowed_mentions=NO_PINGS))
+        return _Target("followup", message.id)
+
+    async def _send_channel(self, text: str, *, first: bool) -> _Target:
+        view = stop_view(self._channel_id, self._asker_id) if first else None
+        message = await _call(self._channel().send(text, allowed_mentions=NO_PINGS, view=view))  # type: ignore[arg-type]
+        return _Target("channel", message.id)
+
+    async def edit(self, handle: str, text: str, *, final: bool) -> None:
+        target = self._targets[handle]
+        if target.kind != "channel" and self._live():
+            try:
+                await self._edit_webhook(target, text)
+            except discord.HTTPException as exc:
+                if not _expired(exc):
+                    raise
+                self._expired = True
+            else:
+                return
+        if target.kind != "channel":
+            # That message can no longer be edited: the answer goes on in a channel message.
+            self._targets[handle] = await self._send_channel(text, first=handle == "0")
+            return
+        partial = self._channel().get_partial_message(target.message_id)  # type: ignore[attr-defined]
+        await _call(partial.edit(content=text, allowed_mentions=NO_PINGS))
+
+    async def _edit_webhook(self, target: _Target, text: str) -> None:
+        if target.kind == "original":
+            await _call(self._interaction.edit_original_response(content=text, allowed_mentions=NO_PINGS))
+        else:
+            await _call(
+                self._interaction.followup.edit_message(
+                    target.message_id, content=text, allowed_mentions=NO_PINGS
+                )
+            )
+
+    async def finish(self, handles: Sequence[str], outcome: Outcome) -> None:
+        if not handles:
+            return
+        target = self._targets[handles[0]]
+        view = regenerate_view(self._channel_id, self._asker_id)
+        if target.kind == "original" and self._live():
+            try:
+                await _call(self._interaction.edit_original_response(view=view))
+            except discord.HTTPException as exc:
+                if not _expired(exc):
+                    raise
+                logger.info("interaction token expired before the Regenerate button could be added")
+            return
+        if target.kind == "channel":
+            partial = self._channel().get_partial_message(target.message_id)  # type: ignore[attr-defined]
+            await _call(partial.edit(view=view))
+
+    async def discard(self) -> None:
+        """Remove the "thinking…" placeholder of an answer that never started."""
+        if not self._targets and self._live():
+            try:
+                await self._interaction.delete_original_response()
+            except discord.HTTPException:
+                logger.debug("could not delete the placeholder", exc_info=True)
