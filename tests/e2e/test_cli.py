@@ -21,7 +21,7 @@ async def test_help_describes_commands_and_every_setting(tmp_path: Path) -> None
         assert name.upper() in out
 
 
-async def test_env_example_documents_every_setting() -> None:
+def test_env_example_documents_every_setting() -> None:
     """.env.example has a line for every setting, and no setting the code does not read."""
     from bot.settings import Settings
 
@@ -63,7 +63,7 @@ async def test_credits_commands_grant_take_and_show(tmp_path: Path) -> None:
 
 async def test_credits_command_with_a_bad_user_explains_the_format(tmp_path: Path) -> None:
     """A user id without a platform gets one clear line and exit code 2, no traceback."""
-    code, out, err = await run_bot(tmp_path, bot_env(tmp_path), "", "credits", "grant", "12345", "5")
+    code, _, err = await run_bot(tmp_path, bot_env(tmp_path), "", "credits", "grant", "12345", "5")
 
     assert 2 == code
     assert "platform:id" in err
