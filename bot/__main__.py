@@ -175,7 +175,23 @@ def build_adapters(settings: Settings, core: Core) -> list[Adapter]:
     """
     adapters: list[Adapter] = []
     if settings.telegram_token is not None:
-        raise ConfigError("TELEGRAM_TOKEN is set, but this version has no Telegram adapter yet; unset it.")
+        from adapters.telegram import TelegramAdapter, TelegramConfig
+
+        secret = settings.telegram_webhook_secret
+        adapters.append(
+            TelegramAdapter(
+                core,
+                TelegramConfig(
+                    token=settings.telegram_token.get_secret_value(),
+                    api_base_url=settings.telegram_api_base_url,
+                    file_base_url=settings.telegram_file_base_url,
+                    webhook_url=settings.telegram_webhook_url,
+                    webhook_secret=secret.get_secret_value() if secret else None,
+                    webhook_listen=settings.telegram_webhook_listen,
+                    pace_scale=settings.telegram_pace_scale,
+                ),
+            )
+        )
     if settings.discord_token is not None:
         from adapters.discord import DiscordAdapter, DiscordConfig
 
@@ -249,6 +265,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         async with core.images, asyncio.TaskGroup() as group:
             for adapter in adapters:
                 group.create_task(adapter.run(stop), name=adapter.name)
+            # Image work stops first, while the adapters' connections are still open.
+            group.create_task(_close_on(stop, core.images), name="images-close")
             group.create_task(
                 prune_until(
                     stop,
@@ -259,6 +277,11 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
                 name="prune",
             )
     logger.info("stopped cleanly")
+
+
+async def _close_on(stop: asyncio.Event, images: ImageService) -> None:
+    await stop.wait()
+    await images.close()
 
 
 async def db_command(settings: Settings, args: argparse.Namespace) -> str:

@@ -62,17 +62,24 @@ class CreditCommands:
     async def prices(self) -> Reply:
         return Reply(self._credits.render_prices())
 
-    async def grant(self, actor: Actor, target: Account, amount: str) -> Reply:
-        result = await self._credits.grant(actor, target, self._credits.parse_amount(amount), "admin grant")
+    async def grant(self, actor: Actor, target: Account, amount: str, place: Place | None = None) -> Reply:
+        """``place`` is where the command was given: its community's admins may be trusted to mint."""
+        result = await self._credits.grant(
+            actor, target, self._credits.parse_amount(amount), "admin grant", community=_community(place)
+        )
         return Reply(self._credits.render_admin(result, "granted"), private=True)
 
-    async def take(self, actor: Actor, target: Account, amount: str) -> Reply:
-        result = await self._credits.take(actor, target, self._credits.parse_amount(amount), "admin take")
+    async def take(self, actor: Actor, target: Account, amount: str, place: Place | None = None) -> Reply:
+        result = await self._credits.take(
+            actor, target, self._credits.parse_amount(amount), "admin take", community=_community(place)
+        )
         return Reply(self._credits.render_admin(result, "taken"), private=True)
 
-    async def set_balance(self, actor: Actor, target: Account, amount: str) -> Reply:
+    async def set_balance(
+        self, actor: Actor, target: Account, amount: str, place: Place | None = None
+    ) -> Reply:
         result = await self._credits.set_balance(
-            actor, target, self._credits.parse_amount(amount), "admin set"
+            actor, target, self._credits.parse_amount(amount), "admin set", community=_community(place)
         )
         return Reply(self._credits.render_admin(result, "set"), private=True)
 
@@ -177,5 +184,5 @@ class Commands(CreditCommands):
         )
 
 
-def _community(place: Place) -> Place | None:
-    return None if place.is_private else place.community
+def _community(place: Place | None) -> Place | None:
+    return None if place is None or place.is_private else place.community

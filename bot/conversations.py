@@ -22,9 +22,10 @@ bot shutting down  partial answer stored as stopped    same as stopped
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -55,7 +56,7 @@ class ChatClient(Protocol):
 
     def stream_chat(
         self, messages: Sequence[ChatMessage], params: ChatParams
-    ) -> AsyncIterator[ChatEvent]: ...
+    ) -> AsyncGenerator[ChatEvent, None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +188,8 @@ class ConversationService:
                 continue
             if answer.user != user and not is_admin:
                 continue
+            if answer.task is not None and answer.task.done():
+                return False  # the stream is over; only its final text is still being shown
             answer.stopped = True
             if answer.task is not None:
                 answer.task.cancel()
@@ -314,14 +317,16 @@ class ConversationService:
             return await self._close(answer, presenter, "complete", None)
 
     async def _pump(self, answer: _Answer, messages: list[ChatMessage], presenter: StreamPresenter) -> None:
-        async for event in self._client.stream_chat(messages, answer.params):
-            if isinstance(event, TextDelta):
-                answer.deltas.append(event.text)
-                presenter.append(event.text)
-            elif event.usage is not None:
-                answer.usage = event.usage
-                # Recorded before anything else, so that a crash from here on still settles exactly.
-                await self._credits.note_usage(answer.hold, event.usage, model=answer.params.model)
+        # aclosing: a Stop (cancellation) closes the upstream connection at once, not at GC time.
+        async with contextlib.aclosing(self._client.stream_chat(messages, answer.params)) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    answer.deltas.append(event.text)
+                    presenter.append(event.text)
+                elif event.usage is not None:
+                    answer.usage = event.usage
+                    # Recorded before anything else, so that a crash from here on still settles exactly.
+                    await self._credits.note_usage(answer.hold, event.usage, model=answer.params.model)
 
     async def _close(
         self, answer: _Answer, presenter: StreamPresenter, outcome: Outcome, note: str | None

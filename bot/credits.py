@@ -541,7 +541,10 @@ class CreditService:
             community is not None and community.platform != actor.account.platform
         ):
             raise NotAllowed(f"Only server admins can {what}.")
-        if mints and not self.policy.trust_community_admins:
+        # Everyone administers their own private chat, so only a real community's admin can be
+        # trusted to create money, and only when the owner says so.
+        real_community = community is not None and not community.is_private
+        if mints and not (self.policy.trust_community_admins and real_community):
             raise NotAllowed(f"Only the bot's owner can {what}.")
 
     @staticmethod
@@ -556,9 +559,10 @@ class CreditService:
         reason: str = "",
         *,
         idempotency_key: str | None = None,
+        community: Place | None = None,
     ) -> AdminResult:
         """Add credits to a user's balance (or a pool's)."""
-        self._require(actor, "grant credits", mints=True)
+        self._require(actor, "grant credits", community=community, mints=True)
         _positive(amount)
         await self._open(target)
         entry = await self.store.apply(
@@ -581,9 +585,10 @@ class CreditService:
         reason: str = "",
         *,
         idempotency_key: str | None = None,
+        community: Place | None = None,
     ) -> AdminResult:
         """Remove up to ``amount``, never below zero; ``changed`` says how much was taken."""
-        self._require(actor, "take credits", mints=True)
+        self._require(actor, "take credits", community=community, mints=True)
         _positive(amount)
         return await self._adjust(
             actor, target, lambda balance: -min(amount, balance), reason, idempotency_key
@@ -597,9 +602,10 @@ class CreditService:
         reason: str = "",
         *,
         idempotency_key: str | None = None,
+        community: Place | None = None,
     ) -> AdminResult:
         """Make a balance exactly ``amount`` (reserved credits stay reserved)."""
-        self._require(actor, "set balances", mints=True)
+        self._require(actor, "set balances", community=community, mints=True)
         if amount < 0:
             raise ValidationError("A balance cannot be negative.")
         await self._open(target)

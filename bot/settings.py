@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     telegram_webhook_url: str | None = None
     telegram_webhook_secret: SecretStr | None = None
     telegram_webhook_listen: str = "0.0.0.0:8443"
+    telegram_pace_scale: float = Field(1.0, gt=0, le=1)
 
     # --- storage
     database_url: str = "sqlite:///data/bot.sqlite3"

@@ -35,7 +35,7 @@ from bot.minitoolai.models import (
     SIZE_RANGE,
     STEPS_RANGE,
 )
-from bot.ports import Account
+from bot.ports import Account, Place
 
 CHAT_MODEL_CHOICES = [app_commands.Choice(name=m, value=m) for m in CHAT_MODELS]
 IMAGE_MODEL_CHOICES = [app_commands.Choice(name=m, value=m) for m in IMAGE_MODELS][:25]
@@ -275,14 +275,14 @@ class CommandSet:
         commands = self._core.commands
 
         def balance_command(
-            name: str, verb: str, action: Callable[[Actor, Account, str], Awaitable[Reply]]
+            name: str, verb: str, action: Callable[[Actor, Account, str, Place | None], Awaitable[Reply]]
         ) -> app_commands.Command:
             @app_commands.command(name=name, description=f"{verb} a member's balance (admins).")
             @app_commands.describe(user="Whose balance", amount="Dollars ($5, 0.50) or “500 credits”")
             @ADMIN
             async def run(interaction: discord.Interaction, user: discord.User, amount: str) -> None:
-                actor = credits_actor(interaction)
-                await self._show(interaction, lambda: action(actor, account(user), amount), f"/{name}")
+                actor, place = credits_actor(interaction), interaction_place(interaction)
+                await self._show(interaction, lambda: action(actor, account(user), amount, place), f"/{name}")
 
             return run
 

@@ -26,8 +26,7 @@ from storage.common import Row, sqlite_time
 logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
-MMAP_BYTES = 0
-CACHE_KIB = 32 * 1024
+CACHE_KIB = 16 * 1024
 
 
 def _arg(value: object) -> object:
@@ -170,9 +169,7 @@ async def _configure(conn: aiosqlite.Connection, path: str, busy_timeout_ms: int
     try:
         await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         await conn.execute("PRAGMA foreign_keys = ON")
-        # Reads of recent turns hit pages all over the file: map it and keep a bigger page cache
-        # rather than paying a read() system call per page.
-        await conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+        # Recent turns of one channel sit on pages all over the file: keep more of them cached.
         await conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         if reader:
             await conn.execute("PRAGMA query_only = ON")

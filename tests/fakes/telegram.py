@@ -275,6 +275,8 @@ class FakeTelegram:
         self.webhook_url: str | None = None
 
         self._chats: dict[int, JSON] = {}
+        self._users: dict[int, JSON] = {}
+        self._statuses: dict[tuple[int, int], str] = {}  # (chat, user) -> "creator" / "administrator"
         self._topics: dict[int, dict[int, str]] = {}
         self._messages: dict[tuple[int, int], StoredMessage] = {}
         self._message_ids: dict[int, itertools.count[int]] = {}
@@ -435,7 +437,12 @@ class FakeTelegram:
         user: JSON = {"id": next(self._user_ids), "is_bot": False, "first_name": first_name}
         if username:
             user["username"] = username
+        self._users[user["id"]] = user
         return user
+
+    def make_admin(self, chat: Mapping[str, Any], user: Mapping[str, Any], *, owner: bool = False) -> None:
+        """Make ``user`` an administrator (or the owner) of a group, as getChatMember reports."""
+        self._statuses[(int(chat["id"]), int(user["id"]))] = "creator" if owner else "administrator"
 
     def private_chat(self, user: Mapping[str, Any]) -> JSON:
         """The private chat between ``user`` and the bot (its id is the user's id)."""
@@ -603,6 +610,8 @@ class FakeTelegram:
             "deleteMyCommands": self._delete_my_commands,
             "answerCallbackQuery": self._answer_callback_query,
             "deleteMessage": self._delete_message,
+            "getChatMember": self._get_chat_member,
+            "getChatAdministrators": self._get_chat_administrators,
         }
 
     # ------------------------------------------------------------------ methods: bot & updates
@@ -775,6 +784,30 @@ class FakeTelegram:
             raise _bad_request("query is too old and response timeout expired or query ID is invalid")
         self.callback_answers[query_id] = dict(call.params)
         return True
+
+    # ------------------------------------------------------------------ methods: members
+
+    async def _get_chat_member(self, call: _Call) -> JSON:
+        chat = self._chat(call.params)
+        user_id = int(call.params.get("user_id") or 0)
+        user = self._users.get(user_id)
+        if user is None:
+            raise _bad_request("PARTICIPANT_ID_INVALID")
+        if chat["type"] == "private":
+            status = "member" if user_id != int(chat["id"]) else "creator"
+        else:
+            status = self._statuses.get((int(chat["id"]), user_id), "member")
+        return _chat_member(user, status)
+
+    async def _get_chat_administrators(self, call: _Call) -> list[JSON]:
+        chat = self._chat(call.params)
+        if chat["type"] == "private":
+            raise _bad_request("there are no administrators in the private chat")
+        return [
+            _chat_member(self._users[user_id], status)
+            for (chat_id, user_id), status in self._statuses.items()
+            if chat_id == int(chat["id"])
+        ]
 
     # ------------------------------------------------------------------ methods: files
 
@@ -1072,6 +1105,30 @@ def _reply_markup(params: JSON) -> JSON | None:
             if data is not None and not 1 <= len(str(data).encode()) <= MAX_CALLBACK_DATA:
                 raise _bad_request("BUTTON_DATA_INVALID")
     return markup
+
+
+def _chat_member(user: JSON, status: str) -> JSON:
+    """A ChatMember object with the fields the Bot API always sends for its status."""
+    member: JSON = {"status": status, "user": dict(user)}
+    if status == "creator":
+        member["is_anonymous"] = False
+    elif status == "administrator":
+        rights = [
+            "can_manage_chat",
+            "can_delete_messages",
+            "can_manage_video_chats",
+            "can_restrict_members",
+            "can_change_info",
+            "can_invite_users",
+            "can_post_stories",
+            "can_edit_stories",
+            "can_delete_stories",
+            "can_pin_messages",
+            "can_manage_topics",
+        ]
+        member.update({right: True for right in rights})
+        member.update({"can_be_edited": False, "is_anonymous": False, "can_promote_members": False})
+    return member
 
 
 def _check_photo_dimensions(data: bytes) -> None:

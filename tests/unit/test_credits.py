@@ -506,10 +506,21 @@ async def test_community_admins_manage_the_pool_cap_but_do_not_mint_by_default()
 
 
 async def test_trusted_community_admins_may_grant() -> None:
-    """With trust_community_admins, a platform admin's grant goes through."""
+    """With trust_community_admins, a community admin's grant given in their community goes through."""
     w = world(trust_community_admins=True)
-    result = await w.credits.grant(GROUP_ADMIN, BOB, 1_000)
+    result = await w.credits.grant(GROUP_ADMIN, BOB, 1_000, community=GROUP)
     assert (1_000, 1_000) == (result.changed, result.balance)
+
+
+async def test_a_private_chat_admin_can_never_mint_even_when_admins_are_trusted() -> None:
+    """Everyone administers their own DM, so a grant from one (or from nowhere) needs the owner."""
+    w = world(trust_community_admins=True)
+    dm = Place(GROUP.platform, f"dm:{BOB.holder}")
+    with pytest.raises(NotAllowed):
+        await w.credits.grant(Actor(BOB, is_platform_admin=True), BOB, 1_000, community=dm)
+    with pytest.raises(NotAllowed):
+        await w.credits.grant(GROUP_ADMIN, BOB, 1_000)
+    assert 0 == (await w.store.balance(BOB) or 0)
 
 
 async def test_admins_of_another_platform_cannot_manage_a_community() -> None:

@@ -1,0 +1,174 @@
+"""The Telegram adapter's lifecycle: build the Application, serve updates until stop, shut down.
+
+python-telegram-bot runs inside the bot's own event loop through its manual lifecycle
+(``async with application``, ``start()``, ``updater.start_polling()``), next to the other
+adapters. Long polling by default; with ``webhook_url`` set, an aiohttp server receives the
+updates instead, refusing (403) any request without Telegram's secret-token header, so several
+workers can share one bot behind a load balancer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from telegram import BotCommand, Update
+from telegram.error import TelegramError
+from telegram.ext import Application, ApplicationBuilder
+
+from adapters.telegram.handlers import COMMANDS, Handlers
+from adapters.telegram.images import TelegramImageSurfaces
+from adapters.telegram.pacing import BotWideLimiter, ChatPacing
+from adapters.telegram.surface import DraftSupport
+from bot.core import Core
+
+__all__ = ["SECRET_HEADER", "TelegramAdapter", "TelegramConfig"]
+
+logger = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+ALLOWED_UPDATES = ["message", "callback_query"]
+# Loggers that write Telegram URLs, which carry the bot token: httpx at INFO (every request),
+# python-telegram-bot at DEBUG ("Set Bot API URL ..."). Kept above those levels unless the owner
+# configured them; the composition root's log filter scrubs tokens too, this is the second lock.
+_URL_LOGGERS = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "telegram": logging.INFO}
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramConfig:
+    """What the adapter needs from the settings. ``pace_scale`` < 1 only for tests against a
+    fake server whose limits are scaled down the same way."""
+
+    token: str
+    api_base_url: str = "https://api.telegram.org/bot"
+    file_base_url: str = "https://api.telegram.org/file/bot"
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_listen: str = "0.0.0.0:8443"
+    pace_scale: float = 1.0
+    poll_timeout: float = 30.0
+
+    def __repr__(self) -> str:
+        # The token and the secret must never reach a log through a repr.
+        return f"TelegramConfig(api_base_url={self.api_base_url!r}, webhook_url={self.webhook_url!r})"
+
+
+class TelegramAdapter:
+    name = "telegram"
+
+    def __init__(self, core: Core, config: TelegramConfig) -> None:
+        # RetryAfter.retry_after as a timedelta, without PTB's deprecation warning.
+        os.environ.setdefault("PTB_TIMEDELTA", "true")
+        self._core = core
+        self._config = config
+        self._pacing = ChatPacing(config.pace_scale)
+        self._drafts = DraftSupport()
+        for name, level in _URL_LOGGERS.items():
+            url_logger = logging.getLogger(name)
+            if url_logger.level == logging.NOTSET:
+                url_logger.setLevel(level)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        app = self._build()
+        images = TelegramImageSurfaces(app.bot, self._pacing)
+        Handlers(self._core, self._pacing, self._drafts, images).register(app)
+        async with app:
+            logger.info("Telegram: signed in as @%s", app.bot.username)
+            await self._set_commands(app)
+            # Connected: image jobs a previous run left unfinished can post here again.
+            self._core.images.register_platform("telegram", images)
+            resumed = await self._core.images.resume()
+            if resumed:
+                logger.info("Telegram: resumed %d unfinished image jobs", resumed)
+            await app.start()
+            try:
+                if self._config.webhook_url:
+                    await self._serve_webhook(app, stop)
+                else:
+                    await self._poll(app, stop)
+            finally:
+                await app.stop()
+        logger.info("Telegram: stopped")
+
+    def _build(self) -> Application:
+        scale = self._config.pace_scale
+        builder = (
+            ApplicationBuilder()
+            .token(self._config.token)
+            .base_url(self._config.api_base_url)
+            .base_file_url(self._config.file_base_url)
+            # Updates are handled concurrently: a long answer must not hold up a Stop button.
+            # Messages of one conversation still get answered in order (the core's turn lock).
+            .concurrent_updates(True)
+            # The bot-wide 30 per second; per-chat pacing is ChatPacing's job.
+            .rate_limiter(BotWideLimiter(scale))
+        )
+        if self._config.webhook_url:
+            builder = builder.updater(None)
+        return builder.build()
+
+    async def _set_commands(self, app: Application) -> None:
+        try:
+            await app.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+        except TelegramError:
+            logger.warning("Telegram: could not register the command menu", exc_info=True)
+
+    async def _poll(self, app: Application, stop: asyncio.Event) -> None:
+        assert app.updater is not None
+        await app.updater.start_polling(
+            poll_interval=0,
+            timeout=timedelta(seconds=self._config.poll_timeout),
+            allowed_updates=ALLOWED_UPDATES,
+        )
+        logger.info("Telegram: polling for updates")
+        try:
+            await stop.wait()
+        finally:
+            await app.updater.stop()
+
+    async def _serve_webhook(self, app: Application, stop: asyncio.Event) -> None:
+        url = self._config.webhook_url
+        assert url is not None
+        # Without a configured secret, a fresh one per start: the header is checked either way.
+        secret = self._config.webhook_secret or secrets.token_urlsafe(32)
+        host, _, port = self._config.webhook_listen.rpartition(":")
+        path = urlsplit(url).path or "/"
+        web_app = web.Application()
+        web_app.router.add_post(path, _webhook_handler(app, secret))
+        runner = web.AppRunner(web_app, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, int(port)).start()
+            await app.bot.set_webhook(url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
+            logger.info("Telegram: receiving updates by webhook on %s%s", self._config.webhook_listen, path)
+            await stop.wait()
+        finally:
+            # The webhook itself stays set: other workers behind the same URL keep serving.
+            await runner.cleanup()
+
+
+def _webhook_handler(app: Application, secret: str) -> Any:
+    async def receive(request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), secret.encode()):
+            logger.warning("Telegram webhook: refused a request without the right secret token")
+            return web.Response(status=403, text="Forbidden")
+        try:
+            data = await request.json()
+        except json.JSONDecodeError:
+            return web.Response(status=400, text="Bad Request")
+        update = Update.de_json(data, app.bot)
+        if update is not None:
+            await app.update_queue.put(update)
+        return web.Response(text="OK")
+
+    return receive

@@ -1,0 +1,436 @@
+"""Telegram updates in, core calls out.
+
+Each handler turns an update into a small frozen :class:`Incoming` value (who, where, which
+message), awaits one core service and shows what comes back. Errors are not caught here:
+they reach the one error handler (:meth:`Handlers.on_error`), which answers the person with a
+short sentence and logs everything that is not their doing with ``exc_info``.
+
+Private chat: every message is a prompt. Groups: a message is a prompt when it mentions the
+bot, replies to one of its messages, or is an ``/ask``. Forum topics are conversations of
+their own (the topic id is the place's channel) and answers go to the same topic.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from telegram import (
+    Bot,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ChatMemberStatus
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from adapters.telegram.images import DELETE_PREFIX, REGENERATE_PREFIX, TelegramImageSurfaces
+from adapters.telegram.messages import (
+    Incoming,
+    arguments,
+    incoming,
+    mentions_bot,
+    picture_of,
+    quoted,
+    replies_to,
+    sniff_image,
+    strip_mention,
+    target_and_amount,
+    topic,
+    words,
+)
+from adapters.telegram.pacing import MAX_MESSAGE, ChatPacing
+from adapters.telegram.surface import (
+    REGENERATE_DATA,
+    STOP_DATA,
+    ChatTarget,
+    DraftSupport,
+    TelegramChatSurface,
+)
+from bot.commands import HELP, Reply
+from bot.conversations import ChatRequest, View
+from bot.core import Core
+from bot.credits import Actor
+from bot.errors import BotError, UserError, ValidationError
+from bot.image_options import parse_imagine_args, usage_text
+from bot.minitoolai.models import CHAT_MODELS
+from bot.ports import StoredImage
+from bot.text import split_message
+
+__all__ = ["COMMANDS", "Handlers", "Incoming"]
+
+logger = logging.getLogger(__name__)
+
+MAX_PICTURE_BYTES = 10 * 1024 * 1024  # what the bot downloads to show the model (Telegram allows 20 MB)
+MODEL_PREFIX = "model:"
+_ALERT_LIMIT = 200  # characters a callback query answer may show
+
+# (command, description) in the order Telegram's menu shows them.
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("ask", "Ask me something (in groups; or mention me, or reply to me)"),
+    ("imagine", "Make a picture: /imagine a red fox --size 1152x768"),
+    ("stop", "Stop the answer I am writing"),
+    ("reset", "Forget this conversation"),
+    ("model", "Show or choose the chat model"),
+    ("system", "Show, set or clear my instructions here"),
+    ("temperature", "How creative the answers are (0-2)"),
+    ("context", "One shared memory here, or one per person"),
+    ("credits", "Your balance and spending"),
+    ("usage", "Your latest charges"),
+    ("prices", "What chat and pictures cost"),
+    ("help", "What I can do"),
+    ("start", "Say hello"),
+    ("grant", "Admin: give a user credit (reply to them, or their id, then an amount)"),
+    ("take", "Admin: take credit from a user"),
+    ("setbalance", "Admin: set a user's balance"),
+    ("pool", "Admin: /pool fund <amount> or /pool cap <amount | off>"),
+    ("spending", "Admin: what this group spent from its pool"),
+    ("startinggrant", "Owner: what new users receive"),
+    ("allowance", "Owner: /allowance <amount> daily|weekly|none [cap]"),
+)
+
+START = "Hello! I'm a MiniToolAI assistant. Write to me and I answer.\n\n"
+ASK_HINT = "Ask me something after the command, for example: /ask What is the capital of Peru?"
+
+
+class Handlers:
+    """Every handler of the bot; :meth:`register` adds them to an Application."""
+
+    def __init__(
+        self, core: Core, pacing: ChatPacing, drafts: DraftSupport, images: TelegramImageSurfaces
+    ) -> None:
+        self._core = core
+        self._pacing = pacing
+        self._drafts = drafts
+        self._images = images
+
+    def register(self, app: Application) -> None:
+        commands: dict[str, Callable[[Message, Incoming, str, Bot], Awaitable[None]]] = {
+            "start": self._start,
+            "help": self._help,
+            "ask": self._ask,
+            "imagine": self._imagine,
+            "stop": self._stop_command,
+            "model": self._model,
+        }
+        for name, method in commands.items():
+            app.add_handler(CommandHandler(name, self._command(method)))
+        app.add_handler(
+            CommandHandler([name for name, _ in COMMANDS if name not in commands], self.on_core_command)
+        )
+        app.add_handler(
+            MessageHandler(
+                filters.UpdateType.MESSAGE
+                & ~filters.COMMAND
+                & (filters.TEXT | filters.PHOTO | filters.Document.ALL),
+                self.on_message,
+            )
+        )
+        app.add_handler(CallbackQueryHandler(self.on_callback))
+        app.add_error_handler(self.on_error)
+
+    # ------------------------------------------------------------ messages
+
+    async def on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, user = update.message, update.effective_user
+        if message is None or user is None or user.is_bot:
+            return
+        bot = context.bot
+        who = incoming(message, user)
+        text = message.text or message.caption or ""
+        if not who.private:
+            if not (mentions_bot(message, bot) or replies_to(message, bot.id)):
+                return  # group chatter not meant for the bot
+            text = strip_mention(text, bot.username)
+        await self._chat(bot, message, who, text)
+
+    async def _chat(self, bot: Bot, message: Message, who: Incoming, text: str) -> None:
+        images = await self._pictures(bot, message)
+        replied_text = quoted(message, bot.id)
+        request = ChatRequest(
+            user=who.user,
+            place=who.place,
+            text=text,
+            images=images,
+            quoted_text=replied_text,
+            user_name="" if who.private else who.user_name,
+        )
+        chat_id = who.target.chat_id
+        surface = TelegramChatSurface(bot, who.target, self._drafts, self._pacing)
+        view = View(surface, self._pacing.policy(chat_id), self._pacing.bucket(chat_id))
+        await self._core.chat.answer(request, view)
+
+    async def _pictures(self, bot: Bot, message: Message) -> tuple[StoredImage, ...]:
+        """The picture of the message (or of the message it replies to), downloaded as bytes.
+
+        Telegram file links contain the bot token: only bytes leave this method, and neither
+        the link nor the ``File`` object is ever logged.
+        """
+        source = message if picture_of(message) else message.reply_to_message
+        found = picture_of(source) if source is not None else None
+        if found is None:
+            return ()
+        file_id, size = found
+        if size is not None and size > MAX_PICTURE_BYTES:
+            raise ValidationError(
+                f"That picture is too large ({size / 1024 / 1024:.1f} MB). "
+                f"Please send one under {MAX_PICTURE_BYTES // 1024 // 1024} MB."
+            )
+        file = await bot.get_file(file_id)
+        data = bytes(await file.download_as_bytearray())
+        if len(data) > MAX_PICTURE_BYTES:
+            raise ValidationError("That picture is too large. Please send a smaller one.")
+        mime = sniff_image(data)
+        if mime is None:
+            raise ValidationError("I can only look at JPEG, PNG, WebP or GIF pictures.")
+        return (StoredImage(mime, data),)
+
+    # ------------------------------------------------------------ commands
+
+    def _command(
+        self, method: Callable[[Message, Incoming, str, Bot], Awaitable[None]]
+    ) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
+        async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            message, user = update.message, update.effective_user
+            if message is None or user is None:
+                return
+            await method(message, incoming(message, user), arguments(message), context.bot)
+
+        return handle
+
+    async def _start(self, message: Message, who: Incoming, args: str, bot: Bot) -> None:
+        await self._reply(bot, who.target, START + HELP)
+
+    async def _help(self, message: Message, who: Incoming, args: str, bot: Bot) -> None:
+        await self._reply(bot, who.target, HELP)
+
+    async def _ask(self, message: Message, who: Incoming, args: str, bot: Bot) -> None:
+        text = args
+        replied = message.reply_to_message
+        if (
+            not text
+            and replied is not None
+            and replied.from_user is not None
+            and replied.from_user.id != bot.id
+        ):
+            text = replied.text or replied.caption or ""
+        if not text.strip() and picture_of(replied) is None:
+            await self._reply(bot, who.target, ASK_HINT)
+            return
+        await self._chat(bot, message, who, text)
+
+    async def _stop_command(self, message: Message, who: Incoming, args: str, bot: Bot) -> None:
+        stopped = await self._stop(bot, who, message)
+        if not stopped:
+            await self._reply(bot, who.target, "I am not writing anything here right now.")
+
+    async def _imagine(self, message: Message, who: Incoming, args: str, bot: Bot) -> None:
+        if not args.strip():
+            await self._reply(bot, who.target, usage_text())
+            return
+        options = parse_imagine_args(args)
+        actor = await self._actor(bot, message, who)
+        surface = self._images.for_place(who.place)
+        await self._core.images.submit(
+            who.user, who.place, options, surface, is_admin=actor.is_platform_admin
+        )
+
+    async def _model(self, message: Message, who: Incoming, args: str, bot: Bot) -> None:
+        actor = await self._actor(bot, message, who)
+        if args.strip():
+            await self._reply(bot, who.target, (await self._core.commands.model(actor, who.place, args)).text)
+            return
+        current = (await self._core.prefs.effective(who.place)).model
+        buttons = [
+            InlineKeyboardButton(("✓ " if name == current else "") + name, callback_data=MODEL_PREFIX + name)
+            for name in CHAT_MODELS
+        ]
+        keyboard = InlineKeyboardMarkup([buttons[i : i + 2] for i in range(0, len(buttons), 2)])
+        await self._reply(bot, who.target, f"Model here: {current}. Choose one:", keyboard)
+
+    async def on_core_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The commands whose whole work is one call of ``core.commands`` returning a Reply."""
+        message, user = update.message, update.effective_user
+        if message is None or user is None or not message.text:
+            return
+        bot = context.bot
+        who = incoming(message, user)
+        name = message.text.split()[0][1:].split("@")[0].lower()
+        args = arguments(message)
+        actor = await self._actor(bot, message, who)
+        reply = await self._core_command(name, args, actor, who, message)
+        await self._reply(bot, who.target, reply.text)
+
+    async def _core_command(
+        self, name: str, args: str, actor: Actor, who: Incoming, message: Message
+    ) -> Reply:
+        commands, place = self._core.commands, who.place
+        simple: dict[str, Callable[[], Awaitable[Reply]]] = {
+            "reset": lambda: commands.reset(actor, place),
+            "system": lambda: commands.system(actor, place, args),
+            "temperature": lambda: commands.temperature(actor, place, args),
+            "context": lambda: commands.context(actor, place, args),
+            "credits": lambda: commands.credits(actor, place),
+            "usage": lambda: commands.usage(actor, place),
+            "prices": commands.prices,
+            "spending": lambda: commands.spending(actor, place),
+            "startinggrant": lambda: commands.starting_grant(actor, args),
+        }
+        if name in simple:
+            return await simple[name]()
+        parts = words(args)
+        if name == "pool":
+            if not parts:
+                raise ValidationError("Use /pool fund <amount> or /pool cap <amount | off>.")
+            return await commands.pool(actor, place, parts[0], " ".join(parts[1:]))
+        if name == "allowance":
+            if len(parts) not in (2, 3):
+                raise ValidationError("Use /allowance <amount> daily|weekly|none [cap].")
+            return await commands.allowance(actor, parts[0], parts[1], parts[2] if len(parts) == 3 else "")
+        target, amount = target_and_amount(message, parts, name)
+        action = {"grant": commands.grant, "take": commands.take, "setbalance": commands.set_balance}[name]
+        return await action(actor, target, amount, place)
+
+    # ------------------------------------------------------------ buttons
+
+    async def on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None or query.data is None or not isinstance(query.message, Message):
+            return
+        bot = context.bot
+        who = incoming(query.message, query.from_user)
+        # The button pressed is under our message; answers go to that chat, not as a reply to it.
+        who = Incoming(
+            who.user, who.user_name, who.place, ChatTarget(who.target.chat_id, who.target.thread_id)
+        )
+        data = query.data
+        if data == STOP_DATA:
+            stopped = await self._stop(bot, who, None)
+            await query.answer(
+                "Stopping." if stopped else "Only the person who asked, or an admin, can stop it."
+            )
+        elif data == REGENERATE_DATA:
+            await query.answer("Writing it again…")
+            surface = TelegramChatSurface(bot, who.target, self._drafts, self._pacing)
+            chat_id = who.target.chat_id
+            view = View(surface, self._pacing.policy(chat_id), self._pacing.bucket(chat_id))
+            await self._core.chat.regenerate(who.place, who.user, view)
+        elif data.startswith(MODEL_PREFIX):
+            await self._choose_model(query, who, data.removeprefix(MODEL_PREFIX), bot)
+        elif data.startswith((REGENERATE_PREFIX, DELETE_PREFIX)):
+            await self._image_button(query, who, data, bot)
+        else:
+            await query.answer()
+
+    async def _choose_model(self, query: CallbackQuery, who: Incoming, name: str, bot: Bot) -> None:
+        assert isinstance(query.message, Message)
+        actor = await self._actor(bot, None, who)
+        reply = await self._core.commands.model(actor, who.place, name)
+        await query.answer(reply.text[:_ALERT_LIMIT])
+        await self._pacing.run(who.target.chat_id, lambda: query.edit_message_text(reply.text))
+
+    async def _image_button(self, query: CallbackQuery, who: Incoming, data: str, bot: Bot) -> None:
+        service = self._core.images
+        actor = await self._actor(bot, None, who)
+        job_id = data[len(REGENERATE_PREFIX) :]
+        if data.startswith(DELETE_PREFIX):
+            await service.delete(job_id, who.user, is_admin=actor.is_platform_admin)
+            await query.answer("Deleted.")
+            return
+        await query.answer("Making it again…")
+        await service.regenerate(
+            job_id, who.user, self._images.for_place(who.place), is_admin=actor.is_platform_admin
+        )
+
+    # ------------------------------------------------------------ shared
+
+    async def _stop(self, bot: Bot, who: Incoming, message: Message | None) -> bool:
+        if self._core.chat.stop(who.place, who.user):
+            return True
+        if not self._core.chat.is_answering(who.place):
+            return False
+        actor = await self._actor(bot, message, who)
+        return actor.is_platform_admin and self._core.chat.stop(who.place, who.user, is_admin=True)
+
+    async def _actor(self, bot: Bot, message: Message | None, who: Incoming) -> Actor:
+        """The person, and whether Telegram says they administer this chat (always, in private)."""
+        if who.private:
+            return Actor(who.user, is_platform_admin=True)
+        if (
+            message is not None
+            and message.sender_chat is not None
+            and message.sender_chat.id == who.target.chat_id
+        ):
+            return Actor(who.user, is_platform_admin=True)  # an anonymous admin, writing as the group
+        member = await bot.get_chat_member(who.target.chat_id, int(who.user.holder))
+        return Actor(who.user, member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER))
+
+    async def _reply(
+        self, bot: Bot, target: ChatTarget, text: str, keyboard: InlineKeyboardMarkup | None = None
+    ) -> None:
+        """Plain text in the chat (and topic), replying to the message in groups, within the chat's budget."""
+        pieces = split_message(text, MAX_MESSAGE)
+        for index, piece in enumerate(pieces):
+            reply = None
+            if index == 0 and not target.private and target.reply_to is not None:
+                reply = ReplyParameters(target.reply_to, allow_sending_without_reply=True)
+            markup = keyboard if index == len(pieces) - 1 else None
+            await self._pacing.run(
+                target.chat_id,
+                lambda piece=piece, reply=reply, markup=markup: bot.send_message(  # type: ignore[misc]
+                    target.chat_id,
+                    piece,
+                    message_thread_id=target.thread_id,
+                    reply_parameters=reply,
+                    reply_markup=markup,
+                ),
+            )
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The one error handler: a short, clear answer for the person; the details for the owner."""
+        error = context.error
+        if isinstance(error, UserError):
+            logger.info("refused a request: %s", error)
+            text = error.user_message
+        elif isinstance(error, BotError):
+            logger.warning("request failed: %s", error, exc_info=error)
+            text = error.user_message
+        else:
+            logger.error("unexpected error while handling an update", exc_info=error)
+            text = BotError.user_message
+        if not isinstance(update, Update):
+            return
+        try:
+            await self._tell(update, context.bot, text)
+        except Exception:
+            logger.warning("could not tell the person about the error", exc_info=True)
+
+    async def _tell(self, update: Update, bot: Bot, text: str) -> None:
+        query = update.callback_query
+        if query is not None:
+            try:
+                if len(text) <= _ALERT_LIMIT:
+                    await query.answer(text, show_alert=True)
+                    return
+                await query.answer()
+            except TelegramError:
+                pass  # already answered (e.g. "Writing it again…"): say it in the chat instead
+            pressed = query.message
+            if isinstance(pressed, Message):
+                await self._reply(bot, ChatTarget(pressed.chat_id, topic(pressed)), text)
+            return
+        message, user = update.effective_message, update.effective_user
+        if message is not None and user is not None:
+            await self._reply(bot, incoming(message, user).target, text)
