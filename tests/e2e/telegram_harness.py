@@ -19,10 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.__main__ import build_core, open_store, serve
-from bot.minitoolai.client import MiniToolAIClient
+from bot.__main__ import serve
 from bot.settings import Settings
-from bot.tokens import TokenCounter
 from tests.fakes.minitoolai import FakeMiniToolAI
 from tests.fakes.telegram import FakeTelegram, RecordedRequest
 
@@ -30,10 +28,6 @@ TOKEN = "123456:TEST-token_secret"
 SCALE = 0.02  # one Telegram second is 20 ms here, for the fake's limits and the bot's pacing alike
 CHAT_PATH = "/api/chat-completions/"
 JSON = dict[str, Any]
-
-# Until the settings carry TELEGRAM_PACE_SCALE, the harness builds the same pieces as serve()
-# itself so that it can scale the adapter's pacing (see the lead's note in the report).
-SETTINGS_SCALE = "telegram_pace_scale" in Settings.model_fields
 
 
 @dataclass(slots=True)
@@ -96,13 +90,12 @@ async def running_bot(
             "telegram_file_base_url": tg.base_file_url,
             "database_url": f"sqlite:///{tmp_path / 'bot.sqlite3'}",
             "starting_grant_usd": grant,
-            **({"telegram_pace_scale": SCALE} if SETTINGS_SCALE else {}),
+            "telegram_pace_scale": SCALE,
             **settings,
         }
         config = Settings(**values)
         stop = asyncio.Event()
-        runner = serve(config, stop) if SETTINGS_SCALE else _serve_scaled(config, stop)
-        task = asyncio.create_task(runner, name="bot")
+        task = asyncio.create_task(serve(config, stop), name="bot")
         try:
             await _started(tg, config, task)
             yield Harness(tg, ai, config)
@@ -125,35 +118,3 @@ async def _started(tg: FakeTelegram, config: Settings, task: asyncio.Task[None])
         task.result()  # raises what stopped the bot
         raise AssertionError("the bot stopped before it started serving")
     ready.result()
-
-
-async def _serve_scaled(settings: Settings, stop: asyncio.Event) -> None:
-    """serve() with the Telegram adapter's pacing scaled (built from the same pieces)."""
-    import aiohttp
-
-    from adapters.telegram import TelegramAdapter, TelegramConfig
-
-    assert settings.minitoolai_api_key is not None and settings.telegram_token is not None
-    async with open_store(settings) as store, aiohttp.ClientSession() as http:
-        client = MiniToolAIClient(
-            http,
-            base_url=settings.minitoolai_base_url,
-            api_key=settings.minitoolai_api_key.get_secret_value(),
-        )
-        core = build_core(settings, store, client, TokenCounter())
-        await core.credits.recover(core.images.recovery_resolver())
-        secret = settings.telegram_webhook_secret
-        adapter = TelegramAdapter(
-            core,
-            TelegramConfig(
-                token=settings.telegram_token.get_secret_value(),
-                api_base_url=settings.telegram_api_base_url,
-                file_base_url=settings.telegram_file_base_url,
-                webhook_url=settings.telegram_webhook_url,
-                webhook_secret=secret.get_secret_value() if secret else None,
-                webhook_listen=settings.telegram_webhook_listen,
-                pace_scale=SCALE,
-            ),
-        )
-        async with core.images:
-            await adapter.run(stop)
