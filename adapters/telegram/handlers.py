@@ -26,7 +26,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatMemberStatus
-from telegram.error import TelegramError
+from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -271,7 +271,28 @@ class Handlers:
         args = arguments(message)
         actor = await self._actor(bot, message, who)
         reply = await self._core_command(name, args, actor, who, message)
+        if reply.private and not who.private and await self._tell_privately(bot, who, reply.text):
+            await self._reply(bot, who.target, "I sent you the details in a private message.")
+            return
         await self._reply(bot, who.target, reply.text)
+
+    async def _tell_privately(self, bot: Bot, who: Incoming, text: str) -> bool:
+        """Send a private reply (a balance, say) to the person's own chat with the bot.
+
+        False when Telegram does not let the bot write first (the person never opened a chat
+        with it): the reply then goes to the group, which is where the person asked.
+        """
+        user_chat = int(who.user.holder)
+        try:
+            for piece in split_message(text, MAX_MESSAGE):
+                await self._pacing.run(user_chat, lambda piece=piece: bot.send_message(user_chat, piece))  # type: ignore[misc]
+        except Forbidden:
+            return False
+        except BadRequest as exc:
+            if "chat not found" not in exc.message.lower():
+                raise
+            return False
+        return True
 
     async def _core_command(
         self, name: str, args: str, actor: Actor, who: Incoming, message: Message

@@ -303,3 +303,33 @@ async def test_an_unexpected_failure_is_logged_and_answered_politely(
     failures = [r for r in caplog.records if r.name == "adapters.telegram.handlers" and r.exc_info]
     assert 1 == len(failures)
     assert TOKEN not in caplog.text
+
+
+async def test_credits_asked_in_a_group_arrive_privately_when_the_person_has_a_chat_with_the_bot(
+    tmp_path: Path,
+) -> None:
+    """/credits in a group: the balance goes to the asker's private chat, the group only gets a pointer."""
+    async with running_bot(tmp_path) as h:
+        group = h.tg.supergroup("Club")
+        alice = h.tg.user("Alice")
+        h.tg.private_chat(alice)
+        h.tg.user_message(group, alice, "/credits")
+        pointer = await h.tg.wait_for(_reply_containing("private message"))
+        private = [r for r in h.tg.calls("sendMessage") if r.ok and r.params["chat_id"] == alice["id"]]
+
+    assert group["id"] == pointer.params["chat_id"]
+    assert 1 == len(private)
+    assert "Balance" in private[0].params["text"]
+
+
+async def test_credits_asked_in_a_group_by_someone_the_bot_cannot_write_to_are_answered_there(
+    tmp_path: Path,
+) -> None:
+    """Telegram forbids writing first to a person who never opened the bot: the balance goes to the group."""
+    async with running_bot(tmp_path) as h:
+        group = h.tg.supergroup("Club")
+        bob = h.tg.user("Bob")
+        h.tg.user_message(group, bob, "/credits")
+        answer = await h.tg.wait_for(_reply_containing("Balance"))
+
+    assert group["id"] == answer.params["chat_id"]

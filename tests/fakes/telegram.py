@@ -927,6 +927,9 @@ class FakeTelegram:
             for chat in self._chats.values():
                 if f"@{chat.get('username', '')}".lower() == chat_id.lower():
                     return chat
+        if isinstance(chat_id, int) and chat_id in self._users:
+            # A person who never opened a private chat with the bot: bots may not write first.
+            raise ApiError(403, "Forbidden: bot can't initiate conversation with a user")
         raise _bad_request("chat not found")
 
     def _thread(self, chat: JSON, params: JSON, reply_to: StoredMessage | None) -> int | None:
