@@ -45,6 +45,9 @@ class Place:
     platform: str
     scope: str
     channel: str = ""
+    # A thread's parent channel, whose settings the thread inherits. Not part of the identity:
+    # a thread is the same place whether or not the adapter knew its parent.
+    parent: str = field(default="", compare=False)
 
     @property
     def is_private(self) -> bool:
@@ -53,6 +56,10 @@ class Place:
     @property
     def community(self) -> Place:
         return Place(self.platform, self.scope, "")
+
+    @property
+    def parent_place(self) -> Place | None:
+        return Place(self.platform, self.scope, self.parent) if self.parent else None
 
 
 @dataclass(frozen=True, slots=True)

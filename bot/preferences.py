@@ -1,6 +1,7 @@
 """Per-channel and per-community choices: model, system prompt, temperature, context mode.
 
-A channel's own setting wins over its community's, which wins over the owner's defaults.
+A channel's own setting wins over its parent channel's (for a thread), then its community's,
+then the owner's defaults.
 Changing a setting in a community needs an admin; in a private chat the person is the admin
 (the adapter says so through ``Actor.is_platform_admin``).
 """
@@ -58,9 +59,11 @@ class Preferences:
             raise NotAllowed(f"Only admins of this server or group can {what}.")
 
     async def effective(self, place: Place) -> Effective:
+        parent = place.parent_place
         channel = await self._store.get_settings(place) if place.channel else None
+        inherited = await self._store.get_settings(parent) if parent is not None else None
         community = await self._store.get_settings(place.community)
-        layers = [s for s in (channel, community) if s is not None]
+        layers = [s for s in (channel, inherited, community) if s is not None]
 
         def pick(name: str, fallback: Any) -> Any:
             for layer in layers:

@@ -81,7 +81,7 @@ class MessageFlows:
         if await self._auto_thread(message, place):
             thread = await message.create_thread(name=truncate(text or "Chat", THREAD_NAME))
             channel, reply_to = thread, None
-            place = Place(place.platform, place.scope, str(thread.id))
+            place = Place(place.platform, place.scope, str(thread.id), parent=place.channel)
         request = ChatRequest(
             user=account(message.author),
             place=place,

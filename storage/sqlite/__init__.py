@@ -22,7 +22,7 @@ async def open_sqlite(
     path: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, separate_reader: bool = True
 ) -> SqlStore:
     """Open (creating folders and file), migrate to the newest schema, and return the store."""
-    writer = await connect(path, busy_timeout_ms=busy_timeout_ms)
+    writer = await connect(path, busy_timeout_ms=busy_timeout_ms, isolation_level="IMMEDIATE")
     reader = None
     try:
         await apply_migrations(writer, path)

@@ -181,3 +181,17 @@ async def test_an_update_keeps_the_other_fields() -> None:
     await p.set_temperature(SERVER_ADMIN, CHANNEL, 1.5)
     effective = await p.effective(CHANNEL)
     assert ("gpt-4o", 1.5) == (effective.model, effective.temperature)
+
+
+async def test_a_thread_inherits_its_parent_channel_before_the_community() -> None:
+    """Inheritance for threads: thread, then parent channel, then community, then defaults."""
+    p, store = prefs()
+    await store.put_settings(COMMUNITY, ChannelSettings(model="gpt-4o", temperature=0.3))
+    await store.put_settings(CHANNEL, ChannelSettings(model="gpt-4.1", system_prompt="Pirate talk."))
+    thread = Place("discord", "guild1", "thread9", parent=CHANNEL.channel)
+    await store.put_settings(thread, ChannelSettings(system_prompt="Haiku only."))
+
+    effective = await p.effective(thread)
+
+    assert ("gpt-4.1", "Haiku only.", 0.3) == (effective.model, effective.system_prompt, effective.temperature)
+    assert Place("discord", "guild1", "thread9") == thread  # the parent is not part of the identity
