@@ -193,5 +193,9 @@ async def test_a_thread_inherits_its_parent_channel_before_the_community() -> No
 
     effective = await p.effective(thread)
 
-    assert ("gpt-4.1", "Haiku only.", 0.3) == (effective.model, effective.system_prompt, effective.temperature)
+    assert ("gpt-4.1", "Haiku only.", 0.3) == (
+        effective.model,
+        effective.system_prompt,
+        effective.temperature,
+    )
     assert Place("discord", "guild1", "thread9") == thread  # the parent is not part of the identity
