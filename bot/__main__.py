@@ -254,6 +254,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             timeouts=timeouts,
         )
         tokens = TokenCounter()
+        await tokens.try_tiktoken()  # exact counts when tiktoken and its cached encoding are there
         core = build_core(settings, store, client, tokens)
         # Image holds of jobs that will resume stay open; the rest are settled or released.
         report = await core.credits.recover(core.images.recovery_resolver())

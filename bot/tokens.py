@@ -9,8 +9,11 @@ and reservations track the real tokenizer over time without ever under-reserving
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
+import os
+import tempfile
 from collections.abc import Callable, Sequence
 
 logger = logging.getLogger(__name__)
@@ -65,10 +68,18 @@ class TokenCounter:
         self._factor = min(2.0, max(0.6, 0.8 * self._factor + 0.2 * observed))
 
     async def try_tiktoken(self, encoding: str = "o200k_base") -> bool:
-        """Switch to tiktoken if it is installed and its encoding loads; keep estimating otherwise."""
+        """Switch to tiktoken if it is installed and its encoding is already cached on disk.
+
+        tiktoken would otherwise download the encoding at this moment; a bot must not depend on
+        (or hang on) that, so an uncached encoding means: keep estimating. Owners who want exact
+        counts fetch it once with ``python -c "import tiktoken; tiktoken.get_encoding('o200k_base')"``.
+        """
         try:
             import tiktoken  # optional dependency, imported only when asked for
         except ImportError:
+            return False
+        if not tiktoken_cached(encoding):
+            logger.info("tiktoken encoding %s is not cached; using the estimate", encoding)
             return False
         try:
             enc = await asyncio.to_thread(tiktoken.get_encoding, encoding)
@@ -80,3 +91,15 @@ class TokenCounter:
         self._factor = 1.0
         logger.info("counting tokens with tiktoken %s", encoding)
         return True
+
+
+def tiktoken_cached(encoding: str) -> bool:
+    """Whether tiktoken's cache holds ``encoding`` (where tiktoken itself looks: its cache key
+    is the SHA-1 of the encoding's download URL)."""
+    url = f"https://openaipublic.blob.core.windows.net/encodings/{encoding}.tiktoken"
+    folder = (
+        os.environ.get("TIKTOKEN_CACHE_DIR")
+        or os.environ.get("DATA_GYM_CACHE_DIR")
+        or os.path.join(tempfile.gettempdir(), "data-gym-cache")
+    )
+    return os.path.exists(os.path.join(folder, hashlib.sha1(url.encode()).hexdigest()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot.tokens import IMAGE_TOKENS, MESSAGE_OVERHEAD, TokenCounter, estimate_tokens
@@ -77,3 +79,14 @@ def test_calibration_ignores_empty_or_negative_counts(estimated: int, reported: 
     counter = TokenCounter()
     counter.calibrate(estimated, reported)
     assert 1.0 == counter.factor
+
+
+async def test_tiktoken_is_not_used_when_its_encoding_would_have_to_be_downloaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty tiktoken cache: the counter keeps its estimate and nothing touches the network."""
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    counter = TokenCounter()
+
+    assert False is await counter.try_tiktoken()
+    assert False is counter.exact
