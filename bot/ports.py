@@ -1,7 +1,10 @@
 """What the core needs from the outside world, as small protocols and the values they carry.
 
-``storage/`` implements the stores; each adapter implements :class:`Surface`. The core
-depends only on these names, never on a database driver or a platform library.
+``storage/`` implements the stores here; each adapter implements :class:`Adapter` and the
+surfaces its services show things on, which live beside the code that drives them:
+``bot.streaming.Surface`` (a streaming answer) and ``bot.images.ImageSurface`` /
+``SurfaceFactory`` (an image job's progress and result). The core depends only on these
+names, never on a database driver or a platform library.
 
 Identity and places are plain strings so that every platform fits: a Discord guild id or
 ``"dm"``, a Telegram chat id; a Discord channel or thread id, a Telegram forum topic id or ``""``.
