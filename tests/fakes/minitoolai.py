@@ -6,8 +6,10 @@
 
 Chat answers are streamed in exactly the chunk format of MINITOOLAI_API.md (also under
 ``POST /v1/chat/completions`` so the official ``openai`` SDK can check the format).
-Image jobs stay pending for a set number of polls, then succeed with an ``image_url``
-served by the fake itself, or fail. Every request is recorded with a monotonic time.
+Image jobs stay pending for a set number of polls and/or a set time after submission, then
+succeed with an ``image_url`` served by the fake itself, or fail; :meth:`FakeMiniToolAI.image_jobs`
+tells when each job was submitted and became ready. Every request is recorded with a
+monotonic time.
 """
 
 from __future__ import annotations
@@ -62,9 +64,15 @@ class ChatScript:
 
 @dataclass(slots=True)
 class ImageScript:
-    """How the next image job behaves."""
+    """How the next image job behaves.
+
+    A job is pending while it has had at most ``pending_polls`` polls or while less than
+    ``pending_for`` seconds (``time.monotonic``) have passed since it was submitted: a
+    number of polls for exact tests, a duration for benchmarks of the real poll back-off.
+    """
 
     pending_polls: int = 0
+    pending_for: float = 0.0
     outcome: Literal["success", "failed", "never"] = "success"
     image: Literal["png", "not_image", "huge"] = "png"
     submit_status: Literal["success", "error"] = "success"
@@ -80,11 +88,32 @@ class _Fault:
     path: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class ImageJobRecord:
+    """What the fake knows about one submitted image job (times are ``time.monotonic``)."""
+
+    jobid: str
+    prompt: str
+    submitted_at: float
+    ready_at: float  # when ``pending_for`` ran out (a job with pending polls may answer later)
+    polls: int
+
+
 @dataclass(slots=True)
 class _Job:
     script: ImageScript
     signature: str
+    prompt: str
+    submitted_at: float
     polls: int = 0
+
+    @property
+    def ready_at(self) -> float:
+        return self.submitted_at + self.script.pending_for
+
+    def pending(self, now: float) -> bool:
+        script = self.script
+        return script.outcome == "never" or self.polls <= script.pending_polls or now < self.ready_at
 
 
 def make_png(width: int = 4, height: int = 4, rgb: tuple[int, int, int] = (200, 30, 30)) -> bytes:
@@ -166,6 +195,13 @@ class FakeMiniToolAI:
 
     def requests_to(self, path: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == path]
+
+    def image_jobs(self) -> list[ImageJobRecord]:
+        """Every image job submitted so far, in submission order."""
+        return [
+            ImageJobRecord(jobid, job.prompt, job.submitted_at, job.ready_at, job.polls)
+            for jobid, job in self._jobs.items()
+        ]
 
     async def wait_cancelled(self, count: int = 1) -> None:
         """Wait until ``count`` streams have seen their client go away."""
@@ -307,7 +343,7 @@ class FakeMiniToolAI:
         if script.submit_status == "error":
             return web.json_response({"status": "error", "jobid": None, "signature": None})
         jobid = next(self._jobids)
-        job = _Job(script, signature=secrets.token_hex(8))
+        job = _Job(script, secrets.token_hex(8), str(body["prompt"]), time.monotonic())
         self._jobs[str(jobid)] = job
         return web.json_response({"status": "success", "jobid": jobid, "signature": job.signature})
 
@@ -324,10 +360,9 @@ class FakeMiniToolAI:
         if body.get("signature") != job.signature:
             return _error_response(403, {"status": "error", "message": "bad signature"}, None)
         job.polls += 1
-        script = job.script
-        if script.outcome == "never" or job.polls <= script.pending_polls:
+        if job.pending(time.monotonic()):
             return web.json_response({"status": "processing", "message": "processing"})
-        if script.outcome == "failed":
+        if job.script.outcome == "failed":
             return web.json_response({"status": "failed", "message": "generation failed"})
         url = f"{self.base_url}/files/{body['jobid']}.png"
         return web.json_response({"status": "success", "image_url": url, "message": "success"})
