@@ -246,7 +246,10 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         idle=settings.minitoolai_idle_timeout,
         total=settings.minitoolai_total_timeout,
     )
-    async with open_store(settings) as store, aiohttp.ClientSession() as http:
+    # Each streaming answer holds one MiniToolAI connection for its whole length: aiohttp's
+    # default pool of 100 would make the 101st concurrent answer wait for a free one.
+    connector = aiohttp.TCPConnector(limit=0)
+    async with open_store(settings) as store, aiohttp.ClientSession(connector=connector) as http:
         client = MiniToolAIClient(
             http,
             base_url=settings.minitoolai_base_url,

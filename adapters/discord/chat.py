@@ -95,7 +95,9 @@ class ChatFlows:
         *,
         reply_to: discord.Message | None,
     ) -> None:
-        surface = ChannelSurface(channel, channel_id, message.author.id, reply_to=reply_to)
+        surface = ChannelSurface(
+            channel, channel_id, message.author.id, reply_to=reply_to, gate=self._pacing.gate
+        )
         try:
             with self._tracked():
                 await self._core.chat.answer(request, self._view(surface, channel_id))

@@ -20,6 +20,7 @@ from typing import Literal, TypeVar
 
 import discord
 
+from adapters.discord.pacing import GlobalGate
 from adapters.discord.replies import NO_PINGS, platform_error
 from adapters.discord.views import regenerate_view, stop_view
 from bot.streaming import Outcome
@@ -61,17 +62,21 @@ class ChannelSurface:
         asker_id: int,
         *,
         reply_to: discord.Message | None,
+        gate: GlobalGate,
     ) -> None:
         self._channel = channel
         self._channel_id = channel_id
         self._asker_id = asker_id
         self._reply_to = reply_to
+        self._gate = gate  # every channel write counts toward Discord's bot-wide limit
         self.shown = False
 
     async def typing(self) -> None:
+        await self._gate.wait()
         await self._channel.typing()
 
     async def send(self, text: str, *, final: bool) -> str:
+        await self._gate.wait()
         if not self.shown:
             reference = self._reply_to.to_reference(fail_if_not_exists=False) if self._reply_to else None
             message = await _call(
@@ -88,11 +93,13 @@ class ChannelSurface:
         return str(message.id)
 
     async def edit(self, handle: str, text: str, *, final: bool) -> None:
+        await self._gate.wait()
         partial = self._channel.get_partial_message(int(handle))  # type: ignore[attr-defined]
         await _call(partial.edit(content=text, allowed_mentions=NO_PINGS))
 
     async def finish(self, handles: Sequence[str], outcome: Outcome) -> None:
         if handles:
+            await self._gate.wait()
             partial = self._channel.get_partial_message(int(handles[0]))  # type: ignore[attr-defined]
             await _call(partial.edit(view=regenerate_view(self._channel_id, self._asker_id)))
 

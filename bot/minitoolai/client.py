@@ -348,9 +348,8 @@ class MiniToolAIClient:
         headers = {"Accept": accept}
         if auth:
             headers["Authorization"] = f"Bearer {self._key}"
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=self._timeouts.connect, sock_connect=self._timeouts.connect
-        )
+        # sock_connect only: waiting for a free pooled connection is not a failure to connect.
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._timeouts.connect)
         try:
             return await self._session.request(
                 method, self._base + path, json=body, headers=headers, timeout=timeout
