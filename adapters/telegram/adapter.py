@@ -29,6 +29,7 @@ from adapters.telegram.handlers import COMMANDS, Handlers
 from adapters.telegram.images import TelegramImageSurfaces
 from adapters.telegram.pacing import BotWideLimiter, ChatPacing
 from adapters.telegram.surface import DraftSupport
+from adapters.telegram.transport import AiohttpRequest
 from bot.core import Core
 
 __all__ = ["SECRET_HEADER", "TelegramAdapter", "TelegramConfig"]
@@ -80,7 +81,8 @@ class TelegramAdapter:
     async def run(self, stop: asyncio.Event) -> None:
         app = self._build()
         images = TelegramImageSurfaces(app.bot, self._pacing)
-        Handlers(self._core, self._pacing, self._drafts, images).register(app)
+        handlers = Handlers(self._core, self._pacing, self._drafts, images)
+        handlers.register(app)
         async with app:
             logger.info("Telegram: signed in as @%s", app.bot.username)
             await self._set_commands(app)
@@ -96,6 +98,8 @@ class TelegramAdapter:
                 else:
                     await self._poll(app, stop)
             finally:
+                # No new updates come in by now; answers still streaming end with a note.
+                await handlers.interrupt_answers()
                 await app.stop()
         logger.info("Telegram: stopped")
 
@@ -106,6 +110,9 @@ class TelegramAdapter:
             .token(self._config.token)
             .base_url(self._config.api_base_url)
             .base_file_url(self._config.file_base_url)
+            # aiohttp rather than python-telegram-bot's httpx: see transport.py for the figures.
+            .request(AiohttpRequest())
+            .get_updates_request(AiohttpRequest(1))
             # Updates are handled concurrently: a long answer must not hold up a Stop button.
             # Messages of one conversation still get answered in order (the core's turn lock).
             .concurrent_updates(True)

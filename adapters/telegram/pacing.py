@@ -9,11 +9,15 @@ group together stay within the group's budget, and a ``retry_after`` holds the w
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextvars
+import heapq
+import itertools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -24,7 +28,7 @@ from telegram.ext import BaseRateLimiter
 from bot.errors import PlatformRateLimited
 from bot.streaming import PacingPolicy, TokenBucket
 
-__all__ = ["MAX_MESSAGE", "BotWideLimiter", "ChatPacing", "retry_seconds"]
+__all__ = ["MAX_MESSAGE", "BotWideLimiter", "ChatPacing", "retry_seconds", "settling"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +40,26 @@ GROUP_INTERVAL = 3.0  # 60 s / 20 messages: a group's per-minute budget, spread 
 REPLY_ATTEMPTS = 5  # a one-off reply waits out this many retry_after answers before giving up
 MAX_TRACKED_CHATS = 10_000  # buckets of quiet chats are forgotten beyond this many
 BOT_WIDE_PER_SECOND = 30  # Telegram's limit on messages a bot sends, all chats together
+# Requests the bot-wide limit does not count: they post no message (see BotWideLimiter).
+UNCOUNTED = frozenset(
+    {"sendMessageDraft", "sendChatAction", "getChat", "getChatMember", "getChatAdministrators", "getFile"}
+)
+# When the bot-wide window is full, lower goes first: new text, then text that only becomes
+# permanent (see settling), then button swaps.
+SHOWS_NEW_TEXT, SETTLES, SWAPS_BUTTONS = 0, 1, 2
+LOW_PRIORITY = {"editMessageReplyMarkup": SWAPS_BUTTONS}
+_priority: contextvars.ContextVar[int] = contextvars.ContextVar("telegram_priority", default=SHOWS_NEW_TEXT)
+
+
+@contextmanager
+def settling() -> Iterator[None]:
+    """Around requests that show nothing new, such as sending a draft's text for real: when the
+    bot-wide window is full they wait behind requests that show new words (in this task)."""
+    token = _priority.set(SETTLES)
+    try:
+        yield
+    finally:
+        _priority.reset(token)
 
 
 def retry_seconds(error: RetryAfter) -> float:
@@ -126,24 +150,49 @@ class ChatPacing:
 
 
 class BotWideLimiter(BaseRateLimiter[None]):
-    """Telegram's bot-wide 30 requests a second, for every request addressed to a chat.
+    """Telegram's bot-wide 30 messages a second, for every request that posts or changes one.
 
-    python-telegram-bot's ``AIORateLimiter`` does this too, but logs every ``RetryAfter`` it
-    passes on as an error with a traceback; here a ``RetryAfter`` is routine (the presenter
-    waits it out), so it goes back to the caller silently.
+    Telegram counts messages arriving in any one second, so this is a sliding window, not a
+    token bucket (a bucket's burst followed by its steady rate puts twice the limit into one
+    second). A request holds its place in the window from when it is sent until ``window``
+    seconds after its answer came back: Telegram saw it before we saw the answer, so the window
+    there is never more crowded than here, whatever the latency.
+
+    Grants are spaced evenly (``window / limit`` apart). When the window is full, waiting
+    requests go by priority, then in order: new words first, then text that only becomes
+    permanent (:func:`settling`), then button swaps (``editMessageReplyMarkup``), so that when
+    many answers end together, the words still unseen in groups do not queue behind the final
+    messages and Regenerate buttons of a hundred private chats.
+
+    Drafts (``sendMessageDraft``) and chat actions post no message and are not counted: with a
+    hundred private chats streaming, drafts at one a second each would otherwise take the whole
+    budget from the groups. Reads (``getChatMember`` and the like) are not counted either.
+
+    python-telegram-bot's ``AIORateLimiter`` also logs every ``RetryAfter`` it passes on as an
+    error with a traceback; here a ``RetryAfter`` is routine (the presenter waits it out), so it
+    goes back to the caller silently.
     """
 
-    def __init__(self, scale: float = 1.0) -> None:
-        policy = PacingPolicy(
-            min_interval=scale / BOT_WIDE_PER_SECOND, max_length=MAX_MESSAGE, burst=BOT_WIDE_PER_SECOND
-        )
-        self._bucket = TokenBucket(policy)
+    def __init__(self, scale: float = 1.0, per_second: int = BOT_WIDE_PER_SECOND) -> None:
+        self._window = scale  # seconds: Telegram's one second, scaled for tests
+        self._limit = per_second
+        # Grants spread evenly, not in bursts of the whole window: a burst fills the window at
+        # once and empties it at once, and a new answer's words arriving just after wait a second.
+        self._spacing = scale / per_second
+        self._next_at = float("-inf")
+        self._in_flight = 0
+        self._recent: collections.deque[float] = collections.deque()  # answer times within the window
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []  # heap: (priority, order, grant)
+        self._order = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
 
     async def initialize(self) -> None:
         return None
 
     async def shutdown(self) -> None:
-        return None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     async def process_request(
         self,
@@ -154,8 +203,63 @@ class BotWideLimiter(BaseRateLimiter[None]):
         data: dict[str, Any],
         rate_limit_args: None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
-        if "chat_id" in data:
-            while (wait := self._bucket.delay()) > 0:  # noqa: ASYNC110 - waiting on time itself
-                await asyncio.sleep(wait)
-            self._bucket.take()
-        return await callback(*args, **kwargs)
+        if "chat_id" not in data or endpoint in UNCOUNTED:
+            return await callback(*args, **kwargs)
+        await self._acquire(max(_priority.get(), LOW_PRIORITY.get(endpoint, SHOWS_NEW_TEXT)))
+        try:
+            return await callback(*args, **kwargs)
+        finally:
+            self._release()
+
+    async def _acquire(self, priority: int) -> None:
+        self._expire(time.monotonic())
+        now = time.monotonic()
+        if not self._waiting and self._room() > 0 and now >= self._next_at:
+            self._in_flight += 1
+            self._next_at = now + self._spacing
+            return
+        grant: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (priority, next(self._order), grant))
+        self._grant()
+        try:
+            await grant
+        except asyncio.CancelledError:
+            if grant.done() and not grant.cancelled():
+                self._release()  # granted just as we were cancelled: give the place back
+            raise
+
+    def _release(self) -> None:
+        self._in_flight -= 1
+        self._recent.append(time.monotonic())
+        self._grant()
+
+    def _room(self) -> int:
+        return self._limit - self._in_flight - len(self._recent)
+
+    def _expire(self, now: float) -> None:
+        while self._recent and self._recent[0] <= now - self._window:
+            self._recent.popleft()
+
+    def _grant(self) -> None:
+        """Let waiting requests go while the window has room; otherwise wake when it has."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._expire(time.monotonic())
+        now = time.monotonic()
+        while self._waiting and self._room() > 0 and now >= self._next_at:
+            _, _, grant = heapq.heappop(self._waiting)
+            if not grant.done():  # a cancelled waiter has left
+                self._in_flight += 1
+                self._next_at = now + self._spacing
+                grant.set_result(None)
+        if not self._waiting:
+            return
+        if self._room() > 0:
+            wake = self._next_at
+        elif self._recent:
+            # Full: the oldest answer leaves the window first.
+            wake = max(self._next_at, self._recent[0] + self._window)
+        else:
+            return  # every place is in flight: a release wakes us
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, wake - now), self._grant)

@@ -12,6 +12,7 @@ becomes a real message when its final text is sent; the handle stays the same).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,7 +23,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, R
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
-from adapters.telegram.pacing import ChatPacing, retry_seconds
+from adapters.telegram.pacing import ChatPacing, retry_seconds, settling
 from adapters.telegram.render import to_html
 from bot.errors import PlatformRateLimited
 from bot.streaming import Outcome
@@ -119,7 +120,9 @@ class TelegramChatSurface:
             if not final and self._drafts.enabled and await self._draft(draft.draft_id, text):
                 draft.text = text
                 return
-            draft.message_id = (await self._send(text, final=final)).message_id
+            # The draft may already show every word (with the typing indicator after them).
+            with settling() if draft.text.startswith(text) else contextlib.nullcontext():
+                draft.message_id = (await self._send(text, final=final)).message_id
             draft.text = text
             return
         message_id = draft.message_id if draft is not None else _message_id(handle)
@@ -131,7 +134,8 @@ class TelegramChatSurface:
             draft = self._pending.get(handle)
             if draft is not None and draft.message_id is None:
                 # A draft vanishes unless its text is sent for real.
-                draft.message_id = (await self._send(draft.text, final=True)).message_id
+                with settling():
+                    draft.message_id = (await self._send(draft.text, final=True)).message_id
         if not handles:
             return
         last = self._pending.get(handles[-1])
