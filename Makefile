@@ -37,6 +37,8 @@ bench: install
 	$(PY) bench/stream_pacing.py
 	$(PY) bench/storage.py
 	$(PY) bench/image_queue.py
+	$(PY) bench/telegram_load.py
+	$(PY) bench/discord_load.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
