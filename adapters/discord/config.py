@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,7 +14,7 @@ class DiscordConfig:
     ``shard_count`` when several processes share one database).
     """
 
-    token: str
+    token: str = field(repr=False)  # never in a log line or a traceback's locals
     api_base_url: str | None = None
     gateway_url: str | None = None
     dev_guild_id: int | None = None
