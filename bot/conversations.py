@@ -43,6 +43,7 @@ from bot.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, TokenCounter
 logger = logging.getLogger(__name__)
 
 MAX_IMAGES_PER_MESSAGE = 4
+RESTARTING = "Interrupted: the bot is restarting."
 MAX_USER_TEXT_CHARS = 16_000
 _TURN_STATUS: dict[Outcome, TurnStatus] = {
     "complete": "complete",
@@ -115,7 +116,9 @@ class _Answer:
     deltas: list[str] = field(default_factory=list)
     usage: Usage | None = None
     stopped: bool = False
+    interrupted: bool = False  # the bot is shutting down (see interrupt)
     task: asyncio.Task[None] | None = None
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class ConversationService:
@@ -195,6 +198,26 @@ class ConversationService:
                 answer.task.cancel()
             return True
         return False
+
+    async def interrupt(self, platform: str | None = None, *, grace: float = 10.0) -> None:
+        """Shutting down: end every answer being written (on one platform, or all) now.
+
+        Each is finished with a note that the bot is restarting, stored and settled like a stop.
+        Adapters call this before closing their connection, so the note can still be shown;
+        it returns when every such answer is closed, or after ``grace`` seconds.
+        """
+        answers = [a for key, a in self._running.items() if platform is None or key.platform == platform]
+        for answer in answers:
+            answer.interrupted = True
+            if answer.task is not None:
+                answer.task.cancel()
+        if answers:
+            waits = [asyncio.ensure_future(answer.closed.wait()) for answer in answers]
+            _, pending = await asyncio.wait(waits, timeout=grace)
+            for wait in pending:
+                wait.cancel()
+            if pending:
+                logger.warning("%d answers did not finish within %.0f s of shutdown", len(pending), grace)
 
     def is_answering(self, place: Place) -> bool:
         return any(
@@ -286,6 +309,7 @@ class ConversationService:
             return await self._stream(answer, messages, view)
         finally:
             self._running.pop(key, None)
+            answer.closed.set()
 
     async def _stream(self, answer: _Answer, messages: list[ChatMessage], view: View) -> AnswerResult:
         presenter = StreamPresenter(view.surface, view.policy, bucket=view.bucket)
@@ -294,11 +318,12 @@ class ConversationService:
             try:
                 await answer.task
             except asyncio.CancelledError:
+                if answer.interrupted:  # interrupt(): the bot is shutting down
+                    return await self._close(answer, presenter, "stopped", RESTARTING)
                 if not answer.stopped:
-                    # The bot is shutting down: keep what streamed, charge what was used, then go.
-                    await asyncio.shield(
-                        self._close(answer, presenter, "stopped", "Interrupted: the bot is restarting.")
-                    )
+                    # Our own task was cancelled (a shutdown without interrupt): keep what
+                    # streamed, charge what was used, then go.
+                    await asyncio.shield(self._close(answer, presenter, "stopped", RESTARTING))
                     raise
                 return await self._close(answer, presenter, "stopped", "Stopped.")
             except MiniToolAIError as exc:

@@ -8,16 +8,14 @@ is removed first); errors after that are already on the answer as a note.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import discord
 
 from adapters.discord.config import DiscordConfig
 from adapters.discord.pacing import ChannelPacing
-from adapters.discord.places import account, interaction_is_admin, interaction_place
+from adapters.discord.places import PLATFORM, account, interaction_is_admin, interaction_place
 from adapters.discord.replies import NO_PINGS, log_error, reply, reply_error, user_text
 from adapters.discord.surface import ChannelSurface, InteractionSurface
 from bot.conversations import AnswerResult, ChatRequest
@@ -36,26 +34,10 @@ class ChatFlows:
         self._core = core
         self._pacing = pacing
         self._config = config
-        self._answering: set[asyncio.Task[object]] = set()
-
-    @contextlib.contextmanager
-    def _tracked(self) -> Iterator[None]:
-        task = asyncio.current_task()
-        if task is not None:
-            self._answering.add(task)
-        try:
-            yield
-        finally:
-            self._answering.discard(task)
 
     async def shutdown(self) -> None:
-        """Interrupt answers still streaming, so each is recorded and its message finished
-        ("Interrupted: the bot is restarting") while the connection to Discord is still open."""
-        tasks = list(self._answering)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE)
+        """End answers still streaming with a note while the connection to Discord is still open."""
+        await self._core.chat.interrupt(PLATFORM, grace=SHUTDOWN_GRACE)
 
     def _view(self, surface: InteractionSurface | ChannelSurface, channel_id: int) -> AnswerView:
         return AnswerView(surface, self._pacing.policy(), self._pacing.bucket(channel_id))
@@ -75,8 +57,7 @@ class ChatFlows:
         run: Callable[[], Awaitable[AnswerResult]],
     ) -> None:
         try:
-            with self._tracked():
-                await run()
+            await run()
         except Exception as exc:
             if surface.shown:
                 log_error(exc, "chat answer")  # the answer carries the note already
@@ -99,8 +80,7 @@ class ChatFlows:
             channel, channel_id, message.author.id, reply_to=reply_to, gate=self._pacing.gate
         )
         try:
-            with self._tracked():
-                await self._core.chat.answer(request, self._view(surface, channel_id))
+            await self._core.chat.answer(request, self._view(surface, channel_id))
         except Exception as exc:
             log_error(exc, "chat answer to a message")
             if not surface.shown:

@@ -12,10 +12,8 @@ their own (the topic id is the place's channel) and answers go to the same topic
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from telegram import (
@@ -40,6 +38,7 @@ from telegram.ext import (
 
 from adapters.telegram.images import DELETE_PREFIX, REGENERATE_PREFIX, TelegramImageSurfaces
 from adapters.telegram.messages import (
+    PLATFORM,
     Incoming,
     arguments,
     incoming,
@@ -118,31 +117,14 @@ class Handlers:
         self._pacing = pacing
         self._drafts = drafts
         self._images = images
-        self._answering: set[asyncio.Task[object]] = set()
-
-    @contextlib.contextmanager
-    def _tracked(self) -> Iterator[None]:
-        """Around a streaming answer, so that :meth:`interrupt_answers` can reach it."""
-        task = asyncio.current_task()
-        if task is not None:
-            self._answering.add(task)
-        try:
-            yield
-        finally:
-            self._answering.discard(task)
 
     async def interrupt_answers(self) -> None:
-        """Interrupt answers still streaming, so each is recorded and its message finished
-        ("Interrupted: the bot is restarting") while the connection to Telegram is still open.
+        """End answers still streaming with a note while the connection to Telegram is still open.
 
         python-telegram-bot's ``Application.stop()`` would otherwise wait for every answer to
         run to its end, however long.
         """
-        tasks = list(self._answering)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE)
+        await self._core.chat.interrupt(PLATFORM, grace=SHUTDOWN_GRACE)
 
     def register(self, app: Application) -> None:
         commands: dict[str, Callable[[Message, Incoming, str, Bot], Awaitable[None]]] = {
@@ -198,8 +180,7 @@ class Handlers:
         chat_id = who.target.chat_id
         surface = TelegramChatSurface(bot, who.target, self._drafts, self._pacing)
         view = View(surface, self._pacing.policy(chat_id), self._pacing.bucket(chat_id))
-        with self._tracked():
-            await self._core.chat.answer(request, view)
+        await self._core.chat.answer(request, view)
 
     async def _pictures(self, bot: Bot, message: Message) -> tuple[StoredImage, ...]:
         """The picture of the message (or of the message it replies to), downloaded as bytes.
@@ -376,8 +357,7 @@ class Handlers:
             surface = TelegramChatSurface(bot, who.target, self._drafts, self._pacing)
             chat_id = who.target.chat_id
             view = View(surface, self._pacing.policy(chat_id), self._pacing.bucket(chat_id))
-            with self._tracked():
-                await self._core.chat.regenerate(who.place, who.user, view)
+            await self._core.chat.regenerate(who.place, who.user, view)
         elif data.startswith(MODEL_PREFIX):
             await self._choose_model(query, who, data.removeprefix(MODEL_PREFIX), bot)
         elif data.startswith((REGENERATE_PREFIX, DELETE_PREFIX)):

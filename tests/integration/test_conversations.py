@@ -300,6 +300,25 @@ async def test_an_admin_may_stop_someone_elses_answer(world: World) -> None:
     await world.fake.wait_cancelled()
 
 
+async def test_interrupt_at_shutdown_ends_answers_of_that_platform_with_a_note(world: World) -> None:
+    """interrupt(platform): the answer ends normally as stopped with the restart note, stored and settled."""
+    world.fake.chat_scripts.append(ChatScript(tokens=["Halfway ", "there ", "never"], delay=30))
+    surface = SignalSurface()
+    task = asyncio.create_task(ask(world.chat, "A long one", surface=surface))
+    await surface.first_text.wait()
+
+    await world.chat.interrupt("telegram" if GROUP.platform != "telegram" else "discord")
+    assert not task.done()  # another platform's shutdown leaves it alone
+    await world.chat.interrupt(GROUP.platform)
+
+    result = await task
+    assert ("Halfway ", "stopped") == (result.text, result.outcome)
+    assert ["Halfway \n\n_Interrupted: the bot is restarting._"] == surface.final_texts()
+    assert ["complete", "stopped"] == [t.status for t in await stored(world)]
+    assert [] == await world.store.open_reservations()
+    assert not world.chat.is_answering(GROUP)
+
+
 class SlowFinalSurface(SignalSurface):
     """A surface whose final texts wait for the test: the answer has streamed but is still shown."""
 
