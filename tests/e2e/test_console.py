@@ -146,3 +146,18 @@ async def test_console_imagine_saves_the_picture_and_charges_once(tmp_path: Path
     charges = out.split("Your latest charges:")[1]
     assert 1 == charges.count("image juggernaut")
     assert "Balance: $0.9985" in out  # $1 less exactly one $0.0015 image
+
+
+async def test_an_unreachable_api_is_explained_once_and_nothing_is_charged(tmp_path: Path) -> None:
+    """MiniToolAI down: one polite sentence in the chat, no traceback, and the balance untouched."""
+    async with FakeMiniToolAI() as fake:
+        # Every try before the first token fails (the client retries twice).
+        fake.fail_next(503, "overloaded", times=3, path="/api/chat-completions/")
+        env = bot_env(tmp_path, MINITOOLAI_API_KEY=fake.api_key, MINITOOLAI_BASE_URL=fake.base_url)
+
+        code, out, err = await run_bot(tmp_path, env, "Hello?\n/credits\n")
+
+    assert 0 == code, err
+    assert 1 == out.count("The AI service is unavailable right now")
+    assert "Balance: $0.2500" in out
+    assert "Traceback" not in out + err
