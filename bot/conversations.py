@@ -328,8 +328,9 @@ class ConversationService:
                 return await self._close(answer, presenter, "stopped", "Stopped.")
             except MiniToolAIError as exc:
                 if not answer.deltas:
+                    # Nothing was shown: the adapter tells the person its own way (ephemeral on
+                    # Discord), so the error is raised rather than posted as an answer.
                     await self._credits.release(answer.hold, reason=f"upstream error: {type(exc).__name__}")
-                    await presenter.finish("failed", note=exc.user_message)
                     raise
                 logger.warning(
                     "answer in %s cut off after %d deltas: %s", answer.key, len(answer.deltas), exc

@@ -41,11 +41,6 @@ class ConsoleSurface:
         self._out = out
         self._shown: dict[str, str] = {}
 
-    @property
-    def shown(self) -> bool:
-        """Whether anything of the answer (or a note about it) was printed."""
-        return bool(self._shown)
-
     async def send(self, text: str, *, final: bool) -> str:
         handle = str(len(self._shown))
         self._shown[handle] = ""
@@ -163,14 +158,7 @@ class ConsoleAdapter:
     async def _chat(self, text: str) -> None:
         self._out.write("bot> ")
         request = ChatRequest(user=OWNER, place=PLACE, text=text)
-        surface = ConsoleSurface(self._out)
-        try:
-            await self._core.chat.answer(request, View(surface, POLICY))
-        except BotError as exc:
-            if not surface.shown:
-                raise
-            # The answer already ends with a note saying what went wrong.
-            logger.warning("console answer failed: %s", exc)
+        await self._core.chat.answer(request, View(ConsoleSurface(self._out), POLICY))
 
     async def _command(self, line: str) -> None:
         name, _, rest = line[1:].partition(" ")

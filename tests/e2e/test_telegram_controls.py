@@ -333,3 +333,19 @@ async def test_credits_asked_in_a_group_by_someone_the_bot_cannot_write_to_are_a
         answer = await h.tg.wait_for(_reply_containing("Balance"))
 
     assert group["id"] == answer.params["chat_id"]
+
+
+async def test_an_unreachable_ai_is_explained_once_and_nothing_is_charged(tmp_path: Path) -> None:
+    """MiniToolAI failing before any token: exactly one short reply, and nothing spent."""
+    async with running_bot(tmp_path) as h:
+        h.ai.fail_next(503, "overloaded", times=3, path="/api/chat-completions/")
+        alice = h.tg.user("Alice")
+        chat = h.tg.private_chat(alice)
+        h.tg.user_message(chat, alice, "Hello?")
+        await h.tg.wait_for(_reply_containing("unavailable"))
+        h.tg.user_message(chat, alice, "/credits")
+        balance = await h.tg.wait_for(_reply_containing("Balance"))
+        replies = [r for r in h.tg.calls("sendMessage") if r.ok and r.params["chat_id"] == chat["id"]]
+
+    assert 1 == sum("unavailable" in r.params["text"] for r in replies)
+    assert "Spent today: $0.00" in balance.params["text"]
