@@ -266,7 +266,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         adapters = build_adapters(settings, core)
         logger.info("starting %s", ", ".join(a.name for a in adapters))
         # Each adapter registers its image surfaces and calls images.resume() once connected.
-        async with core.images, asyncio.TaskGroup() as group:
+        async with core.images, _first_bot_error(), asyncio.TaskGroup() as group:
             for adapter in adapters:
                 group.create_task(adapter.run(stop), name=adapter.name)
             # Image work stops first, while the adapters' connections are still open.
@@ -281,6 +281,22 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
                 name="prune",
             )
     logger.info("stopped cleanly")
+
+
+@asynccontextmanager
+async def _first_bot_error() -> AsyncIterator[None]:
+    """An adapter that fails with a BotError (a refused token, an unreachable platform) stops the
+    bot with that one clear message, not a group of tracebacks; anything else stays a traceback."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        matched, _ = group.split(BotError)
+        if matched is None:
+            raise
+        first: BaseException = matched
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
 
 
 async def _close_on(stop: asyncio.Event, images: ImageService) -> None:
@@ -361,7 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc, file=sys.stderr)  # noqa: T201
         return 2
     except BotError as exc:
-        print(f"{exc.user_message}\n{exc}" if str(exc) != exc.user_message else str(exc), file=sys.stderr)  # noqa: T201
+        # The owner is reading: the specific reason (it never holds a secret), not the chat apology.
+        print(str(exc), file=sys.stderr)  # noqa: T201
         return 1
     except KeyboardInterrupt:
         return 130

@@ -19,6 +19,7 @@ asked; the owner's log gets ``str(exc)`` (which never contains a secret).
     │   ├── JobFailed             an image job reported failure or passed its deadline
     │   └── BadImage              a finished image that is not an image, or too large
     ├── PlatformRateLimited       Telegram or Discord asked us to wait ``retry_after`` seconds
+    ├── PlatformUnavailable       Telegram or Discord could not be reached when the bot started
     ├── StorageError              the database could not be opened, migrated or written
     └── ConfigError               a missing or malformed setting, named in the message
 """
@@ -146,6 +147,10 @@ class PlatformRateLimited(BotError):
     def __init__(self, retry_after: float, message: str = "") -> None:
         super().__init__(message or f"platform asked to wait {retry_after:.2f}s")
         self.retry_after = retry_after
+
+
+class PlatformUnavailable(BotError):
+    """A platform could not be reached at start; the message names the platform and the URL."""
 
 
 class StorageError(BotError):

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import discord
 import yarl
 from discord import app_commands
@@ -32,7 +33,7 @@ from adapters.discord.places import PLATFORM
 from adapters.discord.replies import log_error
 from adapters.discord.sync import sync_if_changed
 from bot.core import Core
-from bot.errors import ConfigError
+from bot.errors import ConfigError, PlatformUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ class DiscordAdapter:
         self._config = config
         self._rates = RateBook(config.edit_interval)
         self._pacing = ChannelPacing(self._rates)
+        # A text bot needs no voice: discord.py's start-up warnings about voice libraries are noise.
+        logging.getLogger("discord.client").addFilter(_not_about_voice)
 
     async def run(self, stop: asyncio.Event) -> None:
         message_content = self._config.message_content
@@ -92,6 +95,12 @@ class DiscordAdapter:
                     continue
                 except discord.LoginFailure:
                     raise ConfigError("Discord refused DISCORD_TOKEN. Check the bot token in .env.") from None
+                except (aiohttp.ClientError, OSError) as exc:
+                    where = self._config.api_base_url or "discord.com"
+                    raise PlatformUnavailable(
+                        f"Discord could not be reached at {where} ({type(exc).__name__}). "
+                        "Check the network, or DISCORD_API_BASE_URL / DISCORD_GATEWAY_URL."
+                    ) from None
                 return
 
     def _client(self, *, message_content: bool) -> tuple[discord.Client, ChatFlows]:
@@ -161,6 +170,10 @@ class DiscordAdapter:
             # Also after a failed start: close() releases the HTTP session either way.
             await client.close()
             await runner
+
+
+def _not_about_voice(record: logging.LogRecord) -> bool:
+    return "voice will NOT be supported" not in record.getMessage()
 
 
 def _current_exception() -> BaseException:

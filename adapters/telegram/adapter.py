@@ -22,15 +22,17 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 from telegram import BotCommand, Update
-from telegram.error import TelegramError
+from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
 from adapters.telegram.handlers import COMMANDS, Handlers
 from adapters.telegram.images import TelegramImageSurfaces
+from adapters.telegram.messages import PLATFORM
 from adapters.telegram.pacing import BotWideLimiter, ChatPacing
 from adapters.telegram.surface import DraftSupport
 from adapters.telegram.transport import AiohttpRequest
 from bot.core import Core
+from bot.errors import ConfigError, PlatformUnavailable
 
 __all__ = ["SECRET_HEADER", "TelegramAdapter", "TelegramConfig"]
 
@@ -79,16 +81,18 @@ class TelegramAdapter:
                 url_logger.setLevel(level)
 
     async def run(self, stop: asyncio.Event) -> None:
-        app = self._build()
+        requests = (AiohttpRequest(), AiohttpRequest(1))
+        app = self._build(*requests)
         images = TelegramImageSurfaces(app.bot, self._pacing)
         handlers = Handlers(self._core, self._pacing, self._drafts, images)
         handlers.register(app)
+        await self._sign_in(app, requests)
         async with app:
             logger.info("Telegram: signed in as @%s", app.bot.username)
             await self._set_commands(app)
             # Connected: image jobs a previous run left unfinished can post here again.
-            self._core.images.register_platform("telegram", images)
-            resumed = await self._core.images.resume()
+            self._core.images.register_platform(PLATFORM, images)
+            resumed = await self._core.images.resume(PLATFORM)
             if resumed:
                 logger.info("Telegram: resumed %d unfinished image jobs", resumed)
             await app.start()
@@ -103,7 +107,23 @@ class TelegramAdapter:
                 await app.stop()
         logger.info("Telegram: stopped")
 
-    def _build(self) -> Application:
+    async def _sign_in(self, app: Application, requests: tuple[AiohttpRequest, ...]) -> None:
+        """getMe, turning the two ways it fails at start into one clear message for the owner."""
+        try:
+            await app.initialize()
+        except (InvalidToken, NetworkError) as exc:
+            for request in requests:  # a failed initialize leaves them open; shutdown() would not close them
+                await request.shutdown()
+            if isinstance(exc, InvalidToken):
+                raise ConfigError(
+                    "Telegram refused TELEGRAM_TOKEN. Check the token @BotFather gave you."
+                ) from None
+            raise PlatformUnavailable(
+                f"Telegram could not be reached at {self._config.api_base_url} ({exc.message}). "
+                "Check the network, or TELEGRAM_API_BASE_URL."
+            ) from None
+
+    def _build(self, request: AiohttpRequest, updates_request: AiohttpRequest) -> Application:
         scale = self._config.pace_scale
         builder = (
             ApplicationBuilder()
@@ -111,8 +131,8 @@ class TelegramAdapter:
             .base_url(self._config.api_base_url)
             .base_file_url(self._config.file_base_url)
             # aiohttp rather than python-telegram-bot's httpx: see transport.py for the figures.
-            .request(AiohttpRequest())
-            .get_updates_request(AiohttpRequest(1))
+            .request(request)
+            .get_updates_request(updates_request)
             # Updates are handled concurrently: a long answer must not hold up a Stop button.
             # Messages of one conversation still get answered in order (the core's turn lock).
             .concurrent_updates(True)
