@@ -18,8 +18,8 @@ def bot_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         DATABASE_URL=f"sqlite:///{tmp_path / 'bot.sqlite3'}",
         LOG_LEVEL="WARNING",
         PYTHONPATH=str(Path(__file__).resolve().parents[2]),
-        **extra,
     )
+    env.update(extra)
     return env
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import socket
+import sys
 from pathlib import Path
 
 from tests.e2e.test_console import bot_env, run_bot
@@ -69,3 +72,38 @@ async def test_a_discord_token_discord_refuses_is_named(tmp_path: Path) -> None:
     assert 2 == code
     assert "Discord refused DISCORD_TOKEN" in err
     assert _clean(out + err, WRONG_DC)
+
+
+async def test_an_unreachable_database_is_named_without_its_password(tmp_path: Path) -> None:
+    """PostgreSQL not listening: one line naming host:port, never the password in DATABASE_URL."""
+    url = f"postgresql://bot:hunter2-secret@127.0.0.1:{_closed_port()}/bot"
+    env = bot_env(tmp_path, MINITOOLAI_API_KEY="sk-test-key-123", DATABASE_URL=url)
+
+    code, out, err = await run_bot(tmp_path, env, "")
+
+    assert 1 == code
+    assert "127.0.0.1" in err
+    assert _clean(out + err, "hunter2")
+
+
+async def test_sigterm_stops_the_bot_cleanly(tmp_path: Path) -> None:
+    """SIGTERM while the bot waits for input: exit code 0 and the log says it stopped cleanly."""
+    env = bot_env(tmp_path, MINITOOLAI_API_KEY="sk-test-key-123", LOG_LEVEL="INFO")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert process.stdout is not None
+    await asyncio.wait_for(process.stdout.readuntil(b"you> "), 60)  # the prompt: it is serving
+
+    process.send_signal(signal.SIGTERM)
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+
+    assert 0 == process.returncode
+    assert "stopped cleanly" in err.decode()
