@@ -61,6 +61,9 @@ class PacingPolicy:
     min_interval: float
     max_length: int
     burst: int = 1
+    # How the platform counts ``max_length`` (Telegram counts UTF-16 code units, so an emoji is
+    # two); the default counts characters.
+    measure: Callable[[str], int] = len
     typing_indicator: str = " ▌"
     # Close open code fences and spans in intermediate texts (every platform with markup needs
     # it; a terminal, which shows raw text and only appends, does not).
@@ -394,17 +397,25 @@ class StreamPresenter:
             < limit // 2
         ):
             return  # far from the limit: no need to look at the text
-        if len(self._visible()) <= limit:
+        if self._policy.measure(self._visible()) <= limit:
             return
-        segment = self._segment()
         room = limit - len(self._policy.typing_indicator) - 8
-        for _ in range(4):
-            chunks = split_chunks(segment, room)
-            tail = close_open_markup(chunks[-1].rendered + self._policy.typing_indicator)
-            if len(tail) <= limit:
-                break
-            room -= len(tail) - limit
+        chunks = self._fit(self._segment(), room, tail_extra=self._policy.typing_indicator)
         self._seal(chunks[:-1], chunks[-1])
+
+    def _fit(self, segment: str, room: int, *, tail_extra: str = "") -> list[Chunk]:
+        """``split_chunks`` with every piece (the last one with ``tail_extra``) within the limit
+        as the platform measures it: shrink the room by the overshoot until it fits."""
+        limit, measure = self._policy.max_length, self._policy.measure
+        for _ in range(8):
+            chunks = split_chunks(segment, room)
+            sizes = [measure(c.rendered) for c in chunks[:-1]]
+            sizes.append(measure(close_open_markup(chunks[-1].rendered + tail_extra)))
+            if max(sizes) <= limit:
+                break
+            # Each character counts at least one unit, so this many fewer always helps.
+            room = max(16, room - (max(sizes) - limit))
+        return chunks
 
     def _seal(self, done: list[Chunk], tail: Chunk) -> None:
         layout = self._layout
@@ -422,7 +433,7 @@ class StreamPresenter:
     async def _deliver_final(self, final: str) -> None:
         layout = self._layout
         segment = layout.reopen + final[layout.start :]
-        chunks = split_chunks(segment, self._policy.max_length)
+        chunks = self._fit(segment, self._policy.max_length)
         last = layout.messages.pop()
         last.sealed = chunks[0].rendered
         layout.messages.append(last)

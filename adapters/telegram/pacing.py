@@ -86,8 +86,12 @@ class ChatPacing:
 
     def __init__(self, scale: float = 1.0) -> None:
         # ``scale`` shrinks every interval, for tests against a fake server with scaled limits.
-        self.private = PacingPolicy(min_interval=PRIVATE_INTERVAL * scale, max_length=MAX_MESSAGE)
-        self.group = PacingPolicy(min_interval=GROUP_INTERVAL * scale, max_length=MAX_MESSAGE)
+        self.private = PacingPolicy(
+            min_interval=PRIVATE_INTERVAL * scale, max_length=MAX_MESSAGE, measure=utf16_length
+        )
+        self.group = PacingPolicy(
+            min_interval=GROUP_INTERVAL * scale, max_length=MAX_MESSAGE, measure=utf16_length
+        )
         self._spacing = PRIVATE_INTERVAL * scale  # Telegram's per-chat limit, in any chat
         self._chats: OrderedDict[int, _Chat] = OrderedDict()
 
@@ -263,3 +267,8 @@ class BotWideLimiter(BaseRateLimiter[None]):
         else:
             return  # every place is in flight: a release wakes us
         self._timer = asyncio.get_running_loop().call_later(max(0.0, wake - now), self._grant)
+
+
+def utf16_length(text: str) -> int:
+    """Telegram counts a message's 4096 in UTF-16 code units: an emoji is two."""
+    return len(text.encode("utf-16-le")) // 2

@@ -439,3 +439,21 @@ async def test_present_stream_returns_the_answer() -> None:
     result = await vt.run(present_stream(deltas(), surface, POLICY, clock=vt.time, sleep=vt.sleep))
     assert result == PresentedAnswer(surface.order, "".join(words(10)))
     assert surface.final_texts() == ["".join(words(10))]
+
+
+def utf16_units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+async def test_a_limit_measured_in_utf16_units_holds_for_emoji_heavy_answers() -> None:
+    """With Telegram's measure (an emoji is two units), every text sent fits and the answer is whole."""
+    vt = VirtualTime()
+    policy = PacingPolicy(1.0, 120, measure=utf16_units)
+    answer = "".join(f"{i} 😀🎉 " for i in range(80))  # far more units than characters
+    surface = RecordingSurface(vt.time, max_length=10_000)
+
+    await vt.run(stream(vt, surface, tokens_of(answer, 3), policy=policy, delay=0.03))
+
+    assert all(utf16_units(c.text) <= 120 for c in surface.operations)
+    assert answer == "".join(surface.final_texts())
+    assert len(surface.final_texts()) >= 5
