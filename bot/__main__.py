@@ -365,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for s in (settings.minitoolai_api_key, settings.discord_token, settings.telegram_token)
         if s is not None
     ]
-    configure_logging(settings.log_level, secrets)
+    configure_logging(_log_level(settings, args), secrets)
     try:
         if args.command == "db":
             print(asyncio.run(db_command(settings, args)))  # noqa: T201
@@ -383,6 +383,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _log_level(settings: Settings, args: argparse.Namespace) -> str:
+    """LOG_LEVEL if the owner set it; otherwise INFO, or WARNING for the terminal chat, where
+    log lines would land in the middle of the conversation."""
+    chatting_here = args.command in (None, "run") and not (settings.telegram_token or settings.discord_token)
+    if "log_level" not in settings.model_fields_set and chatting_here:
+        return "WARNING"
+    return settings.log_level
 
 
 def run() -> None:

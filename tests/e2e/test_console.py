@@ -161,3 +161,16 @@ async def test_an_unreachable_api_is_explained_once_and_nothing_is_charged(tmp_p
     assert 1 == out.count("The AI service is unavailable right now")
     assert "Balance: $0.2500" in out
     assert "Traceback" not in out + err
+
+
+async def test_the_terminal_chat_keeps_info_logs_out_of_the_conversation(tmp_path: Path) -> None:
+    """LOG_LEVEL unset: the terminal chat logs warnings only; set to INFO, it logs as asked."""
+    env = bot_env(tmp_path, MINITOOLAI_API_KEY="sk-test-key-123")
+    del env["LOG_LEVEL"]
+    _, _, quiet = await run_bot(tmp_path, env, "/prices\n")
+
+    env["LOG_LEVEL"] = "INFO"
+    _, _, chatty = await run_bot(tmp_path, env, "/prices\n")
+
+    assert " INFO " not in quiet
+    assert " INFO " in chatty
