@@ -298,7 +298,7 @@ class ConversationService:
         # Nothing goes upstream unless the worst case fits the user's credit.
         hold = await self._credits.reserve_chat(
             user,
-            None if key.scope.startswith("dm:") else Place(key.platform, key.scope),
+            _community(key),
             model=settings.model,
             prompt_tokens=estimate,
             max_completion_tokens=self._limits.max_completion_tokens,
@@ -419,6 +419,12 @@ class ConversationService:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
+
+
+def _community(key: ConversationKey) -> Place | None:
+    """Whose pool the answer may spend from: the guild or group, none in a private chat."""
+    community = Place(key.platform, key.scope)
+    return None if community.is_private else community
 
 
 def _user_text(request: ChatRequest) -> str:

@@ -7,7 +7,6 @@ Every field is documented in ``.env.example``; keep the two in step.
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -163,12 +162,6 @@ class Settings(BaseSettings):
         if not sep or not host or not port.isdigit():
             raise ValueError("expected host:port, e.g. 0.0.0.0:8443")
         return value
-
-    @property
-    def sqlite_path(self) -> Path | None:
-        if not self.database_url.startswith("sqlite:///"):
-            return None
-        return Path(self.database_url.removeprefix("sqlite:///"))
 
 
 def load_settings(env_file: str | None = ".env") -> Settings:

@@ -12,6 +12,7 @@ Handles are ``"<chat id>:<message id>"``: stored with the job, they outlive the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, ReplyParameters
 from telegram.error import BadRequest
@@ -86,34 +87,27 @@ class TelegramImageSurface:
         )
         reply = ReplyParameters(_parse(reply_to)[1], allow_sending_without_reply=True) if reply_to else None
         name = f"{job_id}.{_EXTENSIONS.get(image.mime, 'png')}"
+
+        async def send(method: Callable[..., Awaitable[Message]]) -> Message:
+            return await self._pacing.once(
+                self._chat_id,
+                lambda: method(
+                    self._chat_id,
+                    InputFile(image.data, filename=name),
+                    caption=caption,
+                    message_thread_id=self._thread_id,
+                    reply_parameters=reply,
+                    reply_markup=keyboard,
+                ),
+            )
+
         if len(image.data) <= MAX_PHOTO_BYTES:
             try:
-                message = await self._pacing.once(
-                    self._chat_id,
-                    lambda: self._bot.send_photo(
-                        self._chat_id,
-                        InputFile(image.data, filename=name),
-                        caption=caption,
-                        message_thread_id=self._thread_id,
-                        reply_parameters=reply,
-                        reply_markup=keyboard,
-                    ),
-                )
-                return self._handle(message)
+                return self._handle(await send(self._bot.send_photo))
             except BadRequest as exc:
                 # Too large a side or too thin for a photo: a document keeps every pixel.
                 logger.info("photo refused (%s); sending the image as a document", exc.message)
-        message = await self._pacing.once(
-            self._chat_id,
-            lambda: self._bot.send_document(
-                self._chat_id,
-                InputFile(image.data, filename=name),
-                caption=caption,
-                message_thread_id=self._thread_id,
-                reply_parameters=reply,
-                reply_markup=keyboard,
-            ),
-        )
+        message = await send(self._bot.send_document)
         return self._handle(message)
 
     async def delete(self, handle: str) -> None:

@@ -23,8 +23,9 @@ def bot_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-async def run_bot(tmp_path: Path, env: dict[str, str], stdin: str, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
+async def start_bot(tmp_path: Path, env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
+    """``python -m bot`` as its own process, with pipes for its standard streams."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot",
@@ -35,6 +36,10 @@ async def run_bot(tmp_path: Path, env: dict[str, str], stdin: str, *args: str) -
         env=env,
         cwd=tmp_path,  # no .env there: only what the test sets
     )
+
+
+async def run_bot(tmp_path: Path, env: dict[str, str], stdin: str, *args: str) -> tuple[int, str, str]:
+    process = await start_bot(tmp_path, env, *args)
     out, err = await asyncio.wait_for(process.communicate(stdin.encode()), TIMEOUT)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-import sys
 from pathlib import Path
 
-from tests.e2e.test_console import bot_env, run_bot
+from tests.e2e.test_console import bot_env, run_bot, start_bot
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.telegram import FakeTelegram
 
@@ -89,16 +88,7 @@ async def test_an_unreachable_database_is_named_without_its_password(tmp_path: P
 async def test_sigterm_stops_the_bot_cleanly(tmp_path: Path) -> None:
     """SIGTERM while the bot waits for input: exit code 0 and the log says it stopped cleanly."""
     env = bot_env(tmp_path, MINITOOLAI_API_KEY="sk-test-key-123", LOG_LEVEL="INFO")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=tmp_path,
-    )
+    process = await start_bot(tmp_path, env)
     assert process.stdout is not None
     await asyncio.wait_for(process.stdout.readuntil(b"you> "), 60)  # the prompt: it is serving
 
