@@ -68,6 +68,11 @@ class PacingPolicy:
     # Close open code fences and spans in intermediate texts (every platform with markup needs
     # it; a terminal, which shows raw text and only appends, does not).
     close_markup: bool = True
+    # Count each interval from the previous operation's answer (True), so requests reach the
+    # platform an interval apart whatever the latency; or from its start (False), for a client
+    # library that itself holds back a request until the platform's window reopens (counting
+    # from an answer delayed that way would add the wait to the next interval).
+    count_from_response: bool = True
 
     def __post_init__(self) -> None:
         if self.min_interval < 0 or self.burst < 1:
@@ -117,6 +122,7 @@ class TokenBucket:
     def __init__(self, policy: PacingPolicy, clock: Clock = time.monotonic) -> None:
         self._interval = policy.min_interval
         self._burst = float(policy.burst)
+        self._count_from_response = policy.count_from_response
         self._clock = clock
         self._tokens = self._burst
         self._stamp = clock()
@@ -153,8 +159,11 @@ class TokenBucket:
         """The operation taken last has just completed: count it from now, not from its start.
 
         The platform sees a request some time after we send it; counting from the answer keeps the
-        next request at least ``min_interval`` behind it there too, whatever the latency.
+        next request at least ``min_interval`` behind it there too, whatever the latency. A no-op
+        under a policy that counts from the start (``count_from_response=False``).
         """
+        if not self._count_from_response:
+            return
         self._stamp = max(self._stamp, self._clock())
 
     def hold(self, seconds: float) -> None:

@@ -35,7 +35,9 @@ class RecordingSurface:
     ``rate_limit_on={n: seconds}`` and ``fail_on={n}`` refuse the nth send/edit attempt;
     ``fail_intermediate`` refuses every non-final one; ``rate_limit_finals`` answers the next
     final sends/edits with those ``retry_after`` values, one each. ``latencies`` (with ``sleep``)
-    delay each request before the platform sees it, cycling through the values.
+    delay each request before the platform sees it, cycling through the values; ``holds`` (with
+    ``sleep``) delay each answer after the platform saw the request, cycling too (a client library
+    that sits on the answer until the platform's window reopens, as discord.py does).
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class RecordingSurface:
         fail_intermediate: bool = False,
         rate_limit_finals: Sequence[float] = (),
         latencies: Sequence[float] = (),
+        holds: Sequence[float] = (),
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self.clock = clock
@@ -61,6 +64,7 @@ class RecordingSurface:
         self.order: list[str] = []  # handles in the order messages were sent
         self.finished: tuple[tuple[str, ...], Outcome] | None = None
         self.latencies = list(latencies)  # request delays, cycled: the platform sees a call this late
+        self.holds = list(holds)  # answer delays, cycled: the caller hears back this much later
         self.sleep = sleep
         self._attempts = 0
 
@@ -73,6 +77,7 @@ class RecordingSurface:
         self.order.append(handle)
         self.messages[handle] = text
         self.calls.append(Call("send", self.clock(), number, handle, text, final))
+        await self._held_answer(number)
         return handle
 
     async def edit(self, handle: str, text: str, *, final: bool) -> None:
@@ -83,6 +88,7 @@ class RecordingSurface:
             raise SurfaceRefused("message is not modified")
         self.messages[handle] = text
         self.calls.append(Call("edit", self.clock(), number, handle, text, final))
+        await self._held_answer(number)
 
     async def finish(self, handles: Sequence[str], outcome: Outcome) -> None:
         self.calls.append(Call("finish", self.clock(), 0))
@@ -97,6 +103,10 @@ class RecordingSurface:
         if self.latencies and self.sleep is not None:
             delay = self.latencies[self._attempts % len(self.latencies)]
             await self.sleep(delay)
+
+    async def _held_answer(self, number: int) -> None:
+        if self.holds and self.sleep is not None:
+            await self.sleep(self.holds[(number - 1) % len(self.holds)])
 
     def _attempt(self, kind: str, handle: str, text: str, final: bool) -> int:
         self._attempts += 1

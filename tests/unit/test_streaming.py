@@ -138,6 +138,26 @@ async def test_pacing_holds_where_the_platform_sees_requests_despite_varying_lat
     assert_paced(surface.paced, PacingPolicy(1.0, 4000))
 
 
+@pytest.mark.parametrize("from_response", [True, False])
+async def test_an_answer_held_by_the_client_library_delays_the_next_slot_only_if_counted(
+    from_response: bool,
+) -> None:
+    """Every fifth answer comes back 0.9 s late (discord.py waiting out an emptied bucket): counted
+    from the start, the requests stay one interval apart; counted from the answer, a gap opens."""
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time, holds=[0, 0, 0, 0, 0.9], sleep=vt.sleep)
+    policy = PacingPolicy(1.0, 4000, count_from_response=from_response)
+    await vt.run(stream(vt, surface, words(200), policy=policy, delay=0.05))
+    shown = intermediate(surface)
+    assert len(shown) >= 9
+    gaps = [b.at - a.at for a, b in itertools.pairwise(shown)]
+    if from_response:
+        assert gaps[4] == pytest.approx(1.9)
+    else:
+        assert gaps == pytest.approx([1.0] * len(gaps))
+    assert_paced(surface.paced, policy)
+
+
 async def test_first_text_shows_at_once_then_edits_come_exactly_when_a_slot_opens() -> None:
     """Low lag: the first token is sent on arrival; while tokens flow, each edit lands on the slot."""
     vt = VirtualTime()
