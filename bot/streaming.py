@@ -27,6 +27,7 @@ from bot.errors import PlatformRateLimited
 from bot.text import Chunk, close_open_markup, split_chunks
 
 __all__ = [
+    "GatedSurface",
     "Outcome",
     "PacingPolicy",
     "PresentedAnswer",
@@ -110,6 +111,18 @@ class TypingSurface(Surface, Protocol):
     async def typing(self) -> None: ...
 
 
+@runtime_checkable
+class GatedSurface(Surface, Protocol):
+    """A surface whose requests also wait for a budget wider than the chat (a bot-wide limit).
+
+    The presenter waits for :meth:`turn` first and only then picks the text, so what goes out is
+    the newest text at the moment it can go rather than the text from before a long wait. The
+    next send or edit uses that turn instead of waiting again.
+    """
+
+    async def turn(self) -> None: ...
+
+
 class TokenBucket:
     """A token bucket per chat: ``burst`` operations back to back, then one per ``min_interval``.
 
@@ -162,8 +175,11 @@ class TokenBucket:
         next request at least ``min_interval`` behind it there too, whatever the latency. A no-op
         under a policy that counts from the start (``count_from_response=False``).
         """
-        if not self._count_from_response:
-            return
+        if self._count_from_response:
+            self.count_from_now()
+
+    def count_from_now(self) -> None:
+        """The operation taken last starts (or ends) only now: the next interval counts from here."""
         self._stamp = max(self._stamp, self._clock())
 
     def hold(self, seconds: float) -> None:
@@ -323,6 +339,11 @@ class StreamPresenter:
             op = self._next_op()
             if op is None:
                 continue
+            self._bucket.take()  # now, before any wait: presenters sharing the bucket must see it spent
+            if isinstance(self._surface, GatedSurface):
+                await self._surface.turn()  # seconds, under a busy bot-wide limit
+                self._bucket.count_from_now()
+                op = self._next_op() or op  # the newest text, now that it can go
             self._in_op = True
             try:
                 await self._intermediate(op)
@@ -337,8 +358,7 @@ class StreamPresenter:
             await self._sleep(wait)
 
     async def _intermediate(self, op: _Op) -> None:
-        """One paced operation while streaming; errors are logged and left for the final pass."""
-        self._bucket.take()
+        """One paced operation (its token taken) while streaming; errors are left for the final pass."""
         try:
             await self._perform(op)
         except PlatformRateLimited as exc:

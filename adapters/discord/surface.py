@@ -4,7 +4,9 @@
 in follow-ups past 2000 characters. An interaction token lives 15 minutes: once the window
 is over (by our clock, or because Discord refuses the token) every further message is a
 plain channel message, and a message that can no longer be edited is continued as one.
-:class:`ChannelSurface` answers a mention, reply or DM with a reply and edits.
+:class:`ChannelSurface` answers a mention, reply or DM with a reply and edits; it is a
+:class:`bot.streaming.GatedSurface`, so under the bot-wide limit the text is picked when its
+request can go.
 
 Every message goes out with mentions disabled, so model output can never ping anyone. A
 Stop button sits on the first message while the answer streams; Regenerate replaces it.
@@ -69,14 +71,26 @@ class ChannelSurface:
         self._asker_id = asker_id
         self._reply_to = reply_to
         self._gate = gate  # every channel write counts toward Discord's bot-wide limit
+        self._has_turn = False
         self.shown = False
+
+    async def turn(self) -> None:
+        """Wait for a slot under the bot-wide limit; the next send or edit uses it."""
+        await self._gate.wait()
+        self._has_turn = True
+
+    async def _go(self) -> None:
+        if self._has_turn:
+            self._has_turn = False
+        else:
+            await self._gate.wait()
 
     async def typing(self) -> None:
         await self._gate.wait()
         await self._channel.typing()
 
     async def send(self, text: str, *, final: bool) -> str:
-        await self._gate.wait()
+        await self._go()
         if not self.shown:
             reference = self._reply_to.to_reference(fail_if_not_exists=False) if self._reply_to else None
             message = await _call(
@@ -93,13 +107,13 @@ class ChannelSurface:
         return str(message.id)
 
     async def edit(self, handle: str, text: str, *, final: bool) -> None:
-        await self._gate.wait()
+        await self._go()
         partial = self._channel.get_partial_message(int(handle))  # type: ignore[attr-defined]
         await _call(partial.edit(content=text, allowed_mentions=NO_PINGS))
 
     async def finish(self, handles: Sequence[str], outcome: Outcome) -> None:
         if handles:
-            await self._gate.wait()
+            await self._go()
             partial = self._channel.get_partial_message(int(handles[0]))  # type: ignore[attr-defined]
             await _call(partial.edit(view=regenerate_view(self._channel_id, self._asker_id)))
 

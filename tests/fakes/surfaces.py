@@ -137,3 +137,19 @@ class RecordingSurface:
 
     def final_texts(self) -> list[str]:
         return [self.messages[h] for h in self.order]
+
+
+class GatedRecordingSurface(RecordingSurface):
+    """A RecordingSurface behind a bot-wide queue (a ``GatedSurface``): each turn takes ``wait``."""
+
+    def __init__(
+        self, clock: Callable[[], float], *, wait: float, sleep: Callable[[float], Awaitable[None]]
+    ) -> None:
+        super().__init__(clock, sleep=sleep)
+        self.wait = wait
+        self.turns = 0
+
+    async def turn(self) -> None:
+        assert self.sleep is not None
+        await self.sleep(self.wait)
+        self.turns += 1

@@ -22,7 +22,7 @@ from bot.streaming import (
     present_stream,
 )
 from bot.text import find_fences
-from tests.fakes.surfaces import Call, RecordingSurface
+from tests.fakes.surfaces import Call, GatedRecordingSurface, RecordingSurface
 from tests.fakes.virtual_time import VirtualTime
 
 POLICY = PacingPolicy(min_interval=1.0, max_length=200)
@@ -155,6 +155,31 @@ async def test_an_answer_held_by_the_client_library_delays_the_next_slot_only_if
         assert gaps[4] == pytest.approx(1.9)
     else:
         assert gaps == pytest.approx([1.0] * len(gaps))
+    assert_paced(surface.paced, policy)
+
+
+@pytest.mark.parametrize("gated", [True, False])
+async def test_behind_a_bot_wide_queue_the_text_sent_is_the_newest(gated: bool) -> None:
+    """Every request waits 2 s in a bot-wide queue. A GatedSurface's text is picked when its turn
+    comes (at most a token behind); a surface that waits inside the request sends 2 s old text."""
+    vt = VirtualTime()
+    start = vt.now
+    policy = PacingPolicy(1.0, 4000)
+    surface = (
+        GatedRecordingSurface(vt.time, wait=2.0, sleep=vt.sleep)
+        if gated
+        else RecordingSurface(vt.time, latencies=[2.0], sleep=vt.sleep)
+    )
+    await vt.run(stream(vt, surface, words(200), policy=policy, delay=0.05))
+    shown = intermediate(surface)
+    assert len(shown) >= 3
+    arrived = [int((c.at - start) / 0.05 + 1e-6) for c in shown]  # tokens appended by then
+    behind = [n - len(re.findall(r"w\d+", c.text)) for n, c in zip(arrived, shown, strict=True)]
+    if gated:
+        assert max(behind) <= 1
+        assert isinstance(surface, GatedRecordingSurface) and surface.turns == len(shown)
+    else:
+        assert min(behind) >= 39
     assert_paced(surface.paced, policy)
 
 
