@@ -27,6 +27,7 @@ from bot.errors import PlatformRateLimited
 from bot.text import Chunk, close_open_markup, split_chunks
 
 __all__ = [
+    "FoldingSurface",
     "GatedSurface",
     "Outcome",
     "PacingPolicy",
@@ -109,6 +110,22 @@ class TypingSurface(Surface, Protocol):
     """A surface that can show "typing…"; the presenter repeats it until the first text shows."""
 
     async def typing(self) -> None: ...
+
+
+@runtime_checkable
+class FoldingSurface(Surface, Protocol):
+    """A surface that can fold :meth:`Surface.finish` into the answer's last send or edit: one
+    request instead of two (the closing buttons come with the final text, a budget is spared)."""
+
+    async def show_last(
+        self, handle: str | None, text: str, earlier: Sequence[str], outcome: Outcome
+    ) -> tuple[str, bool]:
+        """The last message's final ``text``: sent when ``handle`` is None, else edited; and the
+        answer finished with it (``earlier`` are the messages before this one) where it can.
+
+        Returns the message's handle and True when the answer is finished, False when it only
+        showed the text (``finish`` is still due).
+        """
 
 
 @runtime_checkable
@@ -298,8 +315,8 @@ class StreamPresenter:
         final = _with_note(answer, note)
         if not final.strip() and not self._layout.messages[0].handle:
             final = EMPTY_ANSWER
-        await self._deliver_final(final)
-        await self._final_call(functools.partial(self._paced_finish, outcome), what="finish")
+        if not await self._deliver_final(final, outcome):
+            await self._final_call(functools.partial(self._paced_finish, outcome), what="finish")
         return PresentedAnswer(self.handles, answer)
 
     # ------------------------------------------------------------ background
@@ -349,8 +366,13 @@ class StreamPresenter:
                 await self._intermediate(op)
             finally:
                 self._in_op = False
-            if any(m.sealed not in (None, m.shown) and not m.deferred for m in self._layout.messages):
-                self._wake.set()  # a finalised message or a continuation is still due
+            messages = self._layout.messages
+            if op.index < len(messages) - 1 or any(
+                m.sealed not in (None, m.shown) and not m.deferred for m in messages
+            ):
+                # A finalised message or a continuation is still due, or the newest text, which
+                # waited while an earlier message was finalised (even if no delta comes again).
+                self._wake.set()
 
     async def _wait_slot(self) -> None:
         # Sleep exactly until the bucket has a token; loop because a timer may fire a hair early.
@@ -459,7 +481,8 @@ class StreamPresenter:
 
     # ------------------------------------------------------------ final delivery
 
-    async def _deliver_final(self, final: str) -> None:
+    async def _deliver_final(self, final: str, outcome: Outcome) -> bool:
+        """Show every message's final text; True if the last edit also finished the answer."""
         layout = self._layout
         segment = layout.reopen + final[layout.start :]
         chunks = self._fit(segment, self._policy.max_length)
@@ -477,14 +500,35 @@ class StreamPresenter:
                     continue
                 message.sealed = EMPTY_ANSWER
             op = _Op(index, message.sealed, final=True)
+            is_last = index == len(layout.messages) - 1
+            if is_last and isinstance(self._surface, FoldingSurface):
+                folded = functools.partial(self._paced_last, self._surface, op, outcome)
+                return await self._final_call(folded, what="edit")
             await self._final_call(functools.partial(self._paced, op), what=self._kind(op))
+        return False
 
-    async def _paced(self, op: _Op) -> None:
+    async def _paced(self, op: _Op) -> bool:
         await self._wait_slot()
         self._bucket.take()
         await self._perform(op)
+        return False
 
-    async def _paced_finish(self, outcome: Outcome) -> None:
+    async def _paced_last(self, surface: FoldingSurface, op: _Op, outcome: Outcome) -> bool:
+        """The last message's final text, with the answer's finish folded in where the surface can."""
+        messages = self._layout.messages
+        message = messages[op.index]
+        earlier = [m.handle for m in messages[: op.index] if m.handle is not None]
+        await self._wait_slot()
+        self._bucket.take()
+        try:
+            message.handle, finished = await surface.show_last(message.handle, op.text, earlier, outcome)
+        finally:
+            self._bucket.touch()
+        self._shown_once.set()
+        message.shown = op.text
+        return finished
+
+    async def _paced_finish(self, outcome: Outcome) -> bool:
         # Swapping buttons is one more request to the platform in this chat: pace it like an edit.
         await self._wait_slot()
         self._bucket.take()
@@ -492,13 +536,15 @@ class StreamPresenter:
             await self._surface.finish(self.handles, outcome)
         finally:
             self._bucket.touch()
+        return True
 
-    async def _final_call(self, call: Callable[[], Awaitable[None]], *, what: str) -> None:
-        """Run a final operation until it succeeds: rate limits are waited out, errors retried."""
+    async def _final_call(self, call: Callable[[], Awaitable[bool]], *, what: str) -> bool:
+        """Run a final operation until it succeeds (its result returned): rate limits are waited
+        out, errors retried."""
         limited = errors = 0
         while True:
             try:
-                await call()
+                result = await call()
             except PlatformRateLimited as exc:
                 limited += 1
                 if limited >= FINAL_ATTEMPTS:
@@ -515,7 +561,7 @@ class StreamPresenter:
                 logger.warning("final %s failed; retrying", what, exc_info=True)
                 await self._sleep(max(self._policy.min_interval, 0.5) * errors)
             else:
-                return
+                return result
 
 
 def _with_note(answer: str, note: str | None) -> str:

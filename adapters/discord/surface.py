@@ -9,7 +9,8 @@ plain channel message, and a message that can no longer be edited is continued a
 request can go.
 
 Every message goes out with mentions disabled, so model output can never ping anyone. A
-Stop button sits on the first message while the answer streams; Regenerate replaces it.
+Stop button sits on the first message while the answer streams; Regenerate replaces it, in the
+final edit itself when the answer is one message (``FoldingSurface``).
 """
 
 from __future__ import annotations
@@ -90,19 +91,24 @@ class ChannelSurface:
         await self._channel.typing()
 
     async def send(self, text: str, *, final: bool) -> str:
-        await self._go()
         if not self.shown:
-            reference = self._reply_to.to_reference(fail_if_not_exists=False) if self._reply_to else None
-            message = await _call(
-                self._channel.send(
-                    text,
-                    allowed_mentions=NO_PINGS,
-                    reference=reference,  # type: ignore[arg-type]
-                    view=stop_view(self._channel_id, self._asker_id),
-                )
+            return await self._post(text, stop_view(self._channel_id, self._asker_id))
+        await self._go()
+        message = await _call(self._channel.send(text, allowed_mentions=NO_PINGS))
+        return str(message.id)
+
+    async def _post(self, text: str, view: discord.ui.View) -> str:
+        """The answer's first message: a reply to the question, with the buttons."""
+        await self._go()
+        reference = self._reply_to.to_reference(fail_if_not_exists=False) if self._reply_to else None
+        message = await _call(
+            self._channel.send(
+                text,
+                allowed_mentions=NO_PINGS,
+                reference=reference,  # type: ignore[arg-type]
+                view=view,
             )
-        else:
-            message = await _call(self._channel.send(text, allowed_mentions=NO_PINGS))
+        )
         self.shown = True
         return str(message.id)
 
@@ -110,6 +116,22 @@ class ChannelSurface:
         await self._go()
         partial = self._channel.get_partial_message(int(handle))  # type: ignore[attr-defined]
         await _call(partial.edit(content=text, allowed_mentions=NO_PINGS))
+
+    async def show_last(
+        self, handle: str | None, text: str, earlier: Sequence[str], outcome: Outcome
+    ) -> tuple[str, bool]:
+        view = regenerate_view(self._channel_id, self._asker_id)
+        if earlier:  # the buttons sit on the first message: a request of their own
+            if handle is None:
+                return await self.send(text, final=True), False
+            await self.edit(handle, text, final=True)
+            return handle, False
+        if handle is None:
+            return await self._post(text, view), True
+        await self._go()
+        partial = self._channel.get_partial_message(int(handle))  # type: ignore[attr-defined]
+        await _call(partial.edit(content=text, allowed_mentions=NO_PINGS, view=view))
+        return handle, True
 
     async def finish(self, handles: Sequence[str], outcome: Outcome) -> None:
         if handles:
@@ -208,6 +230,31 @@ class InteractionSurface:
                     target.message_id, content=text, allowed_mentions=NO_PINGS
                 )
             )
+
+    async def show_last(
+        self, handle: str | None, text: str, earlier: Sequence[str], outcome: Outcome
+    ) -> tuple[str, bool]:
+        first = handle or "0"
+        if earlier or not self._live() or self._targets.get(first, _Target("original")).kind != "original":
+            if handle is None:  # the buttons need a request of their own
+                return await self.send(text, final=True), False
+            await self.edit(handle, text, final=True)
+            return handle, False
+        view = regenerate_view(self._channel_id, self._asker_id)
+        try:
+            await _call(
+                self._interaction.edit_original_response(content=text, view=view, allowed_mentions=NO_PINGS)
+            )
+        except discord.HTTPException as exc:
+            if not _expired(exc):
+                raise
+            self._expired = True
+            if handle is None:  # continues as a channel message
+                return await self.send(text, final=True), False
+            await self.edit(handle, text, final=True)
+            return handle, False
+        self._targets[first] = _Target("original")
+        return first, True
 
     async def finish(self, handles: Sequence[str], outcome: Outcome) -> None:
         if not handles:

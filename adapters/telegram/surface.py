@@ -129,6 +129,29 @@ class TelegramChatSurface:
         assert message_id is not None
         await self._edit(message_id, text, final=final)
 
+    async def show_last(
+        self, handle: str | None, text: str, earlier: Sequence[str], outcome: Outcome
+    ) -> tuple[str, bool]:
+        """The last message's final text with the Regenerate button on it: one request, not two."""
+        if any((d := self._pending.get(h)) is not None and d.message_id is None for h in earlier):
+            # Earlier drafts become messages in finish(), and the button goes below them.
+            if handle is None:
+                return await self.send(text, final=True), False
+            await self.edit(handle, text, final=True)
+            return handle, False
+        if handle is None:
+            return f"m{(await self._send(text, final=True, keyboard=REGENERATE_KEYBOARD)).message_id}", True
+        draft = self._pending.get(handle)
+        if draft is not None and draft.message_id is None:
+            with settling() if draft.text.startswith(text) else contextlib.nullcontext():
+                message = await self._send(text, final=True, keyboard=REGENERATE_KEYBOARD)
+            draft.message_id, draft.text = message.message_id, text
+            return handle, True
+        message_id = draft.message_id if draft is not None else _message_id(handle)
+        assert message_id is not None
+        await self._edit(message_id, text, final=True, keyboard=REGENERATE_KEYBOARD)
+        return handle, True
+
     async def finish(self, handles: Sequence[str], outcome: Outcome) -> None:
         for handle in handles:
             draft = self._pending.get(handle)
@@ -181,11 +204,12 @@ class TelegramChatSurface:
             return False
         return True
 
-    async def _send(self, text: str, *, final: bool) -> Message:
+    async def _send(self, text: str, *, final: bool, keyboard: InlineKeyboardMarkup | None = None) -> Message:
+        """Post ``text``; a streaming message carries Stop, a final one ``keyboard`` (or none)."""
         reply = None
         if not self._replied and self._target.reply_to is not None and not self._target.private:
             reply = ReplyParameters(self._target.reply_to, allow_sending_without_reply=True)
-        keyboard = None if final else STOP_KEYBOARD
+        markup = keyboard if final else STOP_KEYBOARD
         message: Message = await self._with_markup_fallback(
             lambda html, mode: self._bot.send_message(
                 self._target.chat_id,
@@ -193,14 +217,16 @@ class TelegramChatSurface:
                 parse_mode=mode,
                 message_thread_id=self._target.thread_id,
                 reply_parameters=reply,
-                reply_markup=keyboard,
+                reply_markup=markup,
             ),
             text,
         )
         self._replied = True
         return message
 
-    async def _edit(self, message_id: int, text: str, *, final: bool) -> None:
+    async def _edit(
+        self, message_id: int, text: str, *, final: bool, keyboard: InlineKeyboardMarkup | None = None
+    ) -> None:
         try:
             await self._with_markup_fallback(
                 lambda html, mode: self._bot.edit_message_text(
@@ -208,7 +234,7 @@ class TelegramChatSurface:
                     self._target.chat_id,
                     message_id,
                     parse_mode=mode,
-                    reply_markup=None if final else STOP_KEYBOARD,
+                    reply_markup=keyboard if final else STOP_KEYBOARD,
                 ),
                 text,
             )

@@ -41,11 +41,12 @@ class Harness:
         return [r.json for r in self.ai.requests_to(CHAT_PATH)]
 
     async def answered(self, chat_id: int, *, start: int = 0, within: float = 5.0) -> RecordedRequest:
-        """The call that put the Regenerate button on a finished answer in ``chat_id``."""
+        """The call that put the Regenerate button on a finished answer in ``chat_id`` (with the final
+        text, or on its own when the answer's last message already had it)."""
         return await self.tg.wait_for(
             lambda r: (
                 r.ok
-                and r.method == "editMessageReplyMarkup"
+                and r.method in ("sendMessage", "editMessageText", "editMessageReplyMarkup")
                 and r.params.get("chat_id") == chat_id
                 and "regen" in str(r.params.get("reply_markup"))
             ),

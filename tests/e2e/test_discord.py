@@ -140,6 +140,10 @@ async def test_chat_command_defers_then_streams_into_the_original_response(tmp_p
     assert len(original.edits) >= 3  # streamed, not posted at the end
     assert [] == dc.violations
     assert mentions_off(original)
+    # The final text and the Regenerate button arrive in one request.
+    patches = [r for r in dc.requests if interaction.token in r.path and r.method == "PATCH"]
+    assert "".join(words).strip() == patches[-1].body["content"].strip()
+    assert "regen" in str(patches[-1].body.get("components"))
     # Paced by the budget Discord announces (5 per 0.2 s here): never two webhook calls closer than 0.04 s.
     calls = [r.at for r in dc.requests if interaction.token in r.path and "/webhooks/" in r.path]
     assert min(b - a for a, b in itertools.pairwise(calls)) >= dc.limits.window / dc.limits.webhook_per_window

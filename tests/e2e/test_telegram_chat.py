@@ -37,6 +37,9 @@ async def test_private_answer_streams_as_drafts_then_one_final_message(tmp_path:
     assert "".join(tokens).strip() == sends[0].result["text"]
     assert [] == edits
     assert ["".join(tokens).strip()] == h.bot_texts(chat["id"])
+    # The Regenerate button came with the final message: no request of its own.
+    assert "regen" in str(sends[0].params.get("reply_markup"))
+    assert [] == h.tg.calls("editMessageReplyMarkup")
 
 
 async def test_private_answer_falls_back_to_edits_when_drafts_are_refused(tmp_path: Path) -> None:
@@ -62,6 +65,8 @@ async def test_private_answer_falls_back_to_edits_when_drafts_are_refused(tmp_pa
     assert 1 == len(drafts), "drafts are tried once, then the bot remembers they are refused"
     assert edits
     assert ["".join(tokens).strip(), "Second."] == h.bot_texts(chat["id"])
+    assert "regen" in str(edits[-1].params.get("reply_markup")), "the button comes with the final text"
+    assert [] == h.tg.calls("editMessageReplyMarkup")
     assert 0 == len(h.tg.violations)
 
 

@@ -141,7 +141,11 @@ async def test_answer_streaming_at_a_restart_ends_with_a_note_and_is_remembered(
         async with bot(tg, ai, tmp_path):
             mark = len(tg.requests)
             tg.user_message(chat, alice, "And then?")
-            await tg.wait_for(_in(chat["id"], "editMessageReplyMarkup"), 10, start=mark)
+            # Finished: the Regenerate button came (with the final text, in a private chat).
+            finished = _in(chat["id"], "sendMessage", "editMessageText", "editMessageReplyMarkup")
+            await tg.wait_for(
+                lambda r: finished(r) and "regen" in str(r.params.get("reply_markup")), 10, start=mark
+            )
         messages = ai.requests_to(CHAT_PATH)[-1].json["messages"]
     said = [(m["role"], m["content"]) for m in messages if m["role"] not in ("system", "developer")]
     assert ("user", "Tell me a long story") == said[0]

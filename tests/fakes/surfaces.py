@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bot.errors import PlatformRateLimited
 from bot.streaming import Outcome
@@ -153,3 +154,25 @@ class GatedRecordingSurface(RecordingSurface):
         assert self.sleep is not None
         await self.sleep(self.wait)
         self.turns += 1
+
+
+class FoldingRecordingSurface(RecordingSurface):
+    """A RecordingSurface that folds ``finish`` into the last send or edit (a ``FoldingSurface``),
+    as Telegram does with its buttons on the last message; ``fold=False`` answers "shown only"."""
+
+    def __init__(self, clock: Callable[[], float], *, fold: bool = True, **options: Any) -> None:
+        super().__init__(clock, **options)
+        self.fold = fold
+
+    async def show_last(
+        self, handle: str | None, text: str, earlier: Sequence[str], outcome: Outcome
+    ) -> tuple[str, bool]:
+        if handle is None:
+            handle = await self.send(text, final=True)
+        else:
+            await self.edit(handle, text, final=True)
+        if not self.fold:
+            return handle, False
+        self.finished = ((*earlier, handle), outcome)
+        self.calls.append(Call("folded", self.clock(), 0))
+        return handle, True

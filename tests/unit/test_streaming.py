@@ -22,7 +22,7 @@ from bot.streaming import (
     present_stream,
 )
 from bot.text import find_fences
-from tests.fakes.surfaces import Call, GatedRecordingSurface, RecordingSurface
+from tests.fakes.surfaces import Call, FoldingRecordingSurface, GatedRecordingSurface, RecordingSurface
 from tests.fakes.virtual_time import VirtualTime
 
 POLICY = PacingPolicy(min_interval=1.0, max_length=200)
@@ -296,6 +296,107 @@ async def test_final_text_is_exactly_the_answer_across_continuation_messages() -
     assert rejoin(texts, CODE_ANSWER)
     assert all(sum(1 for f in find_fences(t) if not f.closed) == 0 for t in texts)
     assert surface.finished == (tuple(surface.order), "complete")
+
+
+async def test_a_folding_surface_gets_the_last_text_and_the_finish_in_one_request() -> None:
+    """One request fewer per answer: the last message's final edit also finishes the answer (here
+    the last of several messages, shown with its typing indicator when the stream ends)."""
+    vt = VirtualTime()
+    policy = PacingPolicy(1.0, 120)
+    surface = FoldingRecordingSurface(vt.time, max_length=120)
+
+    async def answer() -> PresentedAnswer:
+        async with StreamPresenter(surface, policy, clock=vt.time, sleep=vt.sleep) as presenter:
+            for token in tokens_of(CODE_ANSWER):
+                await vt.sleep(0.03)
+                presenter.append(token)
+            await vt.sleep(5.0)  # every message is out, the last one still with its indicator
+            return await presenter.finish()
+
+    result = await vt.run(answer())
+    assert len(result.handles) >= 4
+    assert rejoin(surface.final_texts(), CODE_ANSWER)
+    assert surface.finished == (tuple(surface.order), "complete")
+    assert [] == [c for c in surface.calls if c.kind == "finish"]
+    last_edit, folded = surface.calls[-2:]
+    assert folded.kind == "folded"
+    assert last_edit.final and last_edit.handle == result.handles[-1]
+    assert_paced(surface.paced, policy)
+
+
+async def test_a_pausing_stream_still_shows_its_newest_text_after_messages_were_sealed() -> None:
+    """The model pauses right after a burst that filled several messages: the newest text shows
+    within the budget anyway, not only when the next delta (or the end) comes."""
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time, max_length=120)
+    policy = PacingPolicy(1.0, 120)
+    pause_from: list[float] = []
+
+    async def answer() -> None:
+        async with StreamPresenter(surface, policy, clock=vt.time, sleep=vt.sleep) as presenter:
+            presenter.append(CODE_ANSWER)  # one burst, four or more messages' worth
+            pause_from.append(vt.now)
+            await vt.sleep(30.0)
+            await presenter.finish()
+
+    await vt.run(answer())
+    before_finish = [c for c in surface.operations if c.at < pause_from[0] + 30.0]
+    assert len(surface.order) >= 4
+    assert {c.handle for c in before_finish} == set(surface.order)  # every message shown in the pause
+
+
+async def test_an_answer_complete_before_its_first_show_is_sent_finished_in_one_request() -> None:
+    vt = VirtualTime()
+    surface = FoldingRecordingSurface(vt.time)
+
+    async def answer() -> PresentedAnswer:
+        async with StreamPresenter(surface, POLICY, clock=vt.time, sleep=vt.sleep) as presenter:
+            presenter.append("Short.")
+            return await presenter.finish()
+
+    result = await vt.run(answer())
+    assert ["send", "folded"] == [c.kind for c in surface.calls if c.kind != "typing"]
+    assert surface.finished == (tuple(result.handles), "complete")
+    assert surface.final_texts() == ["Short."]
+
+
+async def test_a_surface_that_cannot_fold_this_time_gets_its_finish_after() -> None:
+    vt = VirtualTime()
+    surface = FoldingRecordingSurface(vt.time, fold=False)
+    await vt.run(stream(vt, surface, words(40), delay=0.05, outcome="stopped"))
+    assert [c.kind for c in surface.calls[-2:]] == ["edit", "finish"]
+    assert surface.finished == (tuple(surface.order), "stopped")
+
+
+async def test_with_the_final_text_already_shown_the_finish_is_a_request_of_its_own() -> None:
+    """Nothing left to edit (no indicator, everything shown): the finish still comes."""
+    vt = VirtualTime()
+    policy = PacingPolicy(1.0, 4000, typing_indicator="")
+    surface = FoldingRecordingSurface(vt.time)
+
+    async def answer() -> None:
+        async with StreamPresenter(surface, policy, clock=vt.time, sleep=vt.sleep) as presenter:
+            for token in words(10):
+                await vt.sleep(0.05)
+                presenter.append(token)
+            await vt.sleep(3.0)  # every word is shown by now
+            await presenter.finish()
+
+    await vt.run(answer())
+    assert surface.calls[-1].kind == "finish"
+    assert [] == [c for c in surface.calls if c.kind == "folded"]
+    assert surface.final_texts() == ["".join(words(10))]
+
+
+async def test_a_rate_limited_folded_edit_is_retried_and_still_finishes() -> None:
+    vt = VirtualTime()
+    surface = FoldingRecordingSurface(vt.time, rate_limit_finals=[2.5])
+    await vt.run(stream(vt, surface, words(30), delay=0.05))
+    refused = next(c for c in surface.calls if not c.ok)
+    assert refused.final
+    assert surface.calls[-1].kind == "folded"
+    assert surface.calls[-2].at >= refused.at + 2.5
+    assert surface.final_texts() == ["".join(words(30))]
 
 
 async def test_one_huge_delta_is_split_into_messages_within_the_limit() -> None:
