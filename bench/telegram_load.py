@@ -142,15 +142,19 @@ def chat_figures(
     return ChatFigures(complete, lags, len(arrivals) - len(lags), first, calls, chat_id > 0)
 
 
+_FINISHING = {"sendMessage", "editMessageText", "editMessageReplyMarkup"}
+
+
 async def _wait_answered(tg: FakeTelegram, chats: set[int], deadline: float) -> set[int]:
-    """Chats whose answer finished (the Regenerate button went on), polled: this is a bench."""
+    """Chats whose answer finished (the Regenerate button went on, with the final text or on its
+    own), polled: this is a bench."""
     done: set[int] = set()
     cursor = 0
     while done != chats and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
         new, cursor = tg.requests[cursor:], len(tg.requests)
         for r in new:
-            if r.ok and r.method == "editMessageReplyMarkup" and "regen" in str(r.params.get("reply_markup")):
+            if r.ok and r.method in _FINISHING and "regen" in str(r.params.get("reply_markup")):
                 done.add(int(r.params["chat_id"]))
     return done
 
