@@ -8,8 +8,10 @@ message is finalised at a good split point and the answer continues in a new one
 :meth:`StreamPresenter.finish` delivers the exact final text whatever it takes, waiting out the
 platform's ``retry_after`` as often as needed.
 
-Adapters implement :class:`Surface` and choose a :class:`PacingPolicy`; nothing here knows a
-platform. Time comes from an injected ``clock`` and ``sleep`` so tests run in virtual time.
+Adapters implement :class:`Surface` and choose a :class:`PacingPolicy`; a surface may also show
+"typing…" (:class:`TypingSurface`), wait for a bot-wide turn before the text is picked
+(:class:`GatedSurface`), or put its closing buttons on the final text (:class:`FoldingSurface`).
+Nothing here knows a platform. Time comes from an injected ``clock`` and ``sleep`` so tests run in virtual time.
 """
 
 from __future__ import annotations
@@ -252,6 +254,9 @@ class StreamPresenter:
         bucket: TokenBucket | None = None,
     ) -> None:
         self._surface = surface
+        # What the surface can do beyond Surface, looked up once (a protocol isinstance is slow).
+        self._gated = surface if isinstance(surface, GatedSurface) else None
+        self._folding = surface if isinstance(surface, FoldingSurface) else None
         self._policy = policy
         self._clock = clock
         self._sleep = sleep
@@ -357,8 +362,8 @@ class StreamPresenter:
             if op is None:
                 continue
             self._bucket.take()  # now, before any wait: presenters sharing the bucket must see it spent
-            if isinstance(self._surface, GatedSurface):
-                await self._surface.turn()  # seconds, under a busy bot-wide limit
+            if self._gated is not None:
+                await self._gated.turn()  # seconds, under a busy bot-wide limit
                 self._bucket.count_from_now()
                 op = self._next_op() or op  # the newest text, now that it can go
             self._in_op = True
@@ -482,7 +487,7 @@ class StreamPresenter:
     # ------------------------------------------------------------ final delivery
 
     async def _deliver_final(self, final: str, outcome: Outcome) -> bool:
-        """Show every message's final text; True if the last edit also finished the answer."""
+        """Show every message's final text; True if the last send or edit also finished the answer."""
         layout = self._layout
         segment = layout.reopen + final[layout.start :]
         chunks = self._fit(segment, self._policy.max_length)
@@ -501,9 +506,9 @@ class StreamPresenter:
                 message.sealed = EMPTY_ANSWER
             op = _Op(index, message.sealed, final=True)
             is_last = index == len(layout.messages) - 1
-            if is_last and isinstance(self._surface, FoldingSurface):
-                folded = functools.partial(self._paced_last, self._surface, op, outcome)
-                return await self._final_call(folded, what="edit")
+            if is_last and self._folding is not None:
+                folded = functools.partial(self._paced_last, self._folding, op, outcome)
+                return await self._final_call(folded, what=self._kind(op))
             await self._final_call(functools.partial(self._paced, op), what=self._kind(op))
         return False
 

@@ -108,6 +108,48 @@ class _Progress:
         return PartialAnswer(text="".join(self.parts))
 
 
+class _ReadTimer:
+    """Bounds each wait for stream data with one timer per stream, not a timeout scope per read.
+
+    Before a read, :meth:`wait_until` sets how long that wait may last (first token, idle gap,
+    total deadline); after it, :meth:`done` marks it over. The timer only moves when a wait
+    must end sooner than it is set for, so a steady stream costs a few timers, not one per
+    chunk. A wait that overruns gets ``TimeoutError`` from the read, as a timeout scope would.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, content: aiohttp.StreamReader) -> None:
+        self._loop = loop
+        self._content = content
+        self._limit = float("inf")
+        self._waiting = False
+        self._handle: asyncio.TimerHandle | None = None
+
+    def wait_until(self, limit: float) -> None:
+        self._limit, self._waiting = limit, True
+        if self._handle is not None and self._handle.when() <= limit:
+            return  # it fires sooner and will look again then
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = self._loop.call_at(limit, self._check)
+
+    def done(self) -> None:
+        self._waiting = False
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _check(self) -> None:
+        self._handle = None
+        if not self._waiting:
+            return  # the next wait sets it again
+        if self._loop.time() < self._limit:
+            self._handle = self._loop.call_at(self._limit, self._check)
+            return
+        self._content.set_exception(TimeoutError())
+
+
 class _Transient(Exception):
     """Internal: a failure that is safe to retry; wraps the error to raise otherwise."""
 
@@ -200,6 +242,7 @@ class MiniToolAIClient:
         first_deadline = min(deadline, loop.time() + self._timeouts.first_token)
         async with asyncio.timeout_at(first_deadline):
             response = await self._send("POST", CHAT_PATH, body, auth=True, accept="text/event-stream")
+        timer = _ReadTimer(loop, response.content)
         try:
             await self._check_status(response, first_deadline)
             idle = self._timeouts.idle
@@ -208,12 +251,13 @@ class MiniToolAIClient:
             parts = progress.parts
             content = response.content
             while True:
-                limit = min(deadline, loop.time() + idle) if parts else first_deadline
+                timer.wait_until(min(deadline, loop.time() + idle) if parts else first_deadline)
                 try:
-                    async with asyncio.timeout_at(limit):
-                        chunk = await content.readany()
+                    chunk = await content.readany()
                 except aiohttp.ClientError as exc:
                     raise _Transient(ServiceUnavailable(f"The chat stream broke: {exc}")) from exc
+                finally:
+                    timer.done()
                 if not chunk:
                     raise _Transient(ServiceUnavailable("The chat stream ended before [DONE]."))
                 for payload in decoder.feed(chunk):
@@ -226,6 +270,7 @@ class MiniToolAIClient:
                         return
         finally:
             # Also runs on aclose(): an unfinished stream's connection is dropped at once.
+            timer.cancel()
             response.close()
 
     def _parse(self, parser: ChunkParser, payload: str) -> str | None:

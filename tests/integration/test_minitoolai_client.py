@@ -344,6 +344,22 @@ async def test_idle_timeout_after_tokens_keeps_the_partial_text(
         await fake.wait_cancelled(1)
 
 
+async def test_a_slow_reader_of_a_steady_stream_is_not_timed_out_as_idle(
+    fake: FakeMiniToolAI, session: aiohttp.ClientSession
+) -> None:
+    """Idle counts only the waits for data: a consumer slower than ``idle`` between events
+    (while the server keeps sending) reads the whole answer. The pause models slow work."""
+    tokens = [f"t{i} " for i in range(10)]
+    fake.chat_scripts.append(ChatScript(tokens=tokens, delay=0.02))
+    client = make_client(fake, session, timeouts=ClientTimeouts(idle=0.05))
+    texts = []
+    async for event in client.stream_chat(HELLO, PARAMS):
+        if isinstance(event, TextDelta):
+            texts.append(event.text)
+            await asyncio.sleep(0.08)  # longer than idle; more tokens arrive meanwhile
+    assert "".join(tokens) == "".join(texts)
+
+
 async def test_total_timeout_bounds_a_slow_but_steady_stream(
     fake: FakeMiniToolAI, session: aiohttp.ClientSession
 ) -> None:
