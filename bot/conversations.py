@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -56,7 +56,11 @@ class ChatClient(Protocol):
     """The part of the MiniToolAI client the conversation service uses."""
 
     def stream_chat(
-        self, messages: Sequence[ChatMessage], params: ChatParams
+        self,
+        messages: Sequence[ChatMessage],
+        params: ChatParams,
+        *,
+        pace: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncGenerator[ChatEvent, None]: ...
 
 
@@ -344,7 +348,9 @@ class ConversationService:
 
     async def _pump(self, answer: _Answer, messages: list[ChatMessage], presenter: StreamPresenter) -> None:
         # aclosing: a Stop (cancellation) closes the upstream connection at once, not at GC time.
-        async with contextlib.aclosing(self._client.stream_chat(messages, answer.params)) as events:
+        # Paced reads: the stream is read when the presenter could next show text, not per token.
+        stream = self._client.stream_chat(messages, answer.params, pace=presenter.until_next_show)
+        async with contextlib.aclosing(stream) as events:
             async for event in events:
                 if isinstance(event, TextDelta):
                     answer.deltas.append(event.text)

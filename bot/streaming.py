@@ -51,6 +51,7 @@ TYPING_REPEAT = 4.0  # seconds; a platform's "typing…" lasts about five
 FINAL_ATTEMPTS = 10  # rate-limited attempts per final operation before giving up
 FINAL_ERROR_ATTEMPTS = 3  # attempts per final operation that fails otherwise
 EMPTY_ANSWER = "_(no answer)_"  # platforms refuse empty messages
+READ_LEAD = 0.01  # seconds: a paced reader takes the stream this long before the next slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +270,7 @@ class StreamPresenter:
         self._closing = False
         self._finished = False
         self._in_op = False
+        self._turning = False  # waiting for a bot-wide turn: the text is picked when it ends
         self._flusher: asyncio.Task[None] | None = None
         self._typer: asyncio.Task[None] | None = None
 
@@ -282,6 +284,20 @@ class StreamPresenter:
             self._parts.append(delta)
             self._size += len(delta)
             self._wake.set()
+
+    async def until_next_show(self) -> None:
+        """Sleep until new text could next be shown: a hair before the chat's next slot.
+
+        A stream reader awaits this before each read (``stream_chat(pace=...)``), so a 40-token/s
+        answer shown once a second wakes the bot about once a second, not 40 times: the bytes
+        gather meanwhile and come in one read, just in time for the edit. Returns at once when
+        text could show now, or while a bot-wide turn is awaited (its text is picked late).
+        """
+        if self._closing or self._turning:
+            return
+        wait = self._bucket.delay() - READ_LEAD
+        if wait > 0:
+            await self._sleep(wait)
 
     @property
     def text(self) -> str:
@@ -363,7 +379,11 @@ class StreamPresenter:
                 continue
             self._bucket.take()  # now, before any wait: presenters sharing the bucket must see it spent
             if self._gated is not None:
-                await self._gated.turn()  # seconds, under a busy bot-wide limit
+                self._turning = True
+                try:
+                    await self._gated.turn()  # seconds, under a busy bot-wide limit
+                finally:
+                    self._turning = False
                 self._bucket.count_from_now()
                 op = self._next_op() or op  # the newest text, now that it can go
             self._in_op = True

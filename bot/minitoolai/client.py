@@ -108,6 +108,9 @@ class _Progress:
         return PartialAnswer(text="".join(self.parts))
 
 
+Pace = Callable[[], Awaitable[None]]  # awaited before reading more of a stream (see stream_chat)
+
+
 class _ReadTimer:
     """Bounds each wait for stream data with one timer per stream, not a timeout scope per read.
 
@@ -182,13 +185,17 @@ class MiniToolAIClient:
     # ----------------------------------------------------------------- chat
 
     def stream_chat(
-        self, messages: Sequence[ChatMessage], params: ChatParams
+        self, messages: Sequence[ChatMessage], params: ChatParams, *, pace: Pace | None = None
     ) -> AsyncGenerator[ChatEvent, None]:
         """Stream an answer: ``TextDelta`` events, then exactly one ``StreamEnd``.
 
         Validates at once (raising ``ValidationError`` before anything is sent). Close
         the generator (``aclose()``, or ``contextlib.aclosing`` around a loop you may
         ``break``) to stop: the HTTP response is closed right away.
+
+        ``pace``, once text has come, is awaited before each read: a consumer that shows text
+        only now and then (a paced chat) lets the bytes gather meanwhile and takes them in one
+        read, instead of waking for every token. Timeouts count only the waits for data.
         """
         validate_chat(params, has_images=any(m.images for m in messages))
         body: dict[str, Any] = {
@@ -198,9 +205,9 @@ class MiniToolAIClient:
             "max_completion_tokens": params.max_completion_tokens,
             "stream": True,
         }
-        return self._stream_chat(body)
+        return self._stream_chat(body, pace)
 
-    async def _stream_chat(self, body: dict[str, Any]) -> AsyncGenerator[ChatEvent, None]:
+    async def _stream_chat(self, body: dict[str, Any], pace: Pace | None) -> AsyncGenerator[ChatEvent, None]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeouts.total
         progress = _Progress()
@@ -210,7 +217,7 @@ class MiniToolAIClient:
             try:
                 # aclosing: when our consumer stops, the attempt (and its response) closes now,
                 # not whenever the garbage collector finalises it.
-                async with contextlib.aclosing(self._chat_attempt(body, deadline, progress)) as events:
+                async with contextlib.aclosing(self._chat_attempt(body, deadline, progress, pace)) as events:
                     async for event in events:
                         yield event
             except _Transient as transient:
@@ -235,7 +242,7 @@ class MiniToolAIClient:
                 return
 
     async def _chat_attempt(
-        self, body: dict[str, Any], deadline: float, progress: _Progress
+        self, body: dict[str, Any], deadline: float, progress: _Progress, pace: Pace | None
     ) -> AsyncGenerator[ChatEvent, None]:
         """One request; raises ``_Transient`` for failures a retry may cure."""
         loop = asyncio.get_running_loop()
@@ -251,13 +258,19 @@ class MiniToolAIClient:
             parts = progress.parts
             content = response.content
             while True:
-                timer.wait_until(min(deadline, loop.time() + idle) if parts else first_deadline)
                 try:
-                    chunk = await content.readany()
+                    chunk = b""
+                    if pace is not None and parts:
+                        await pace()
+                        chunk = content.read_nowait()  # whatever gathered meanwhile
+                    if not chunk:
+                        timer.wait_until(min(deadline, loop.time() + idle) if parts else first_deadline)
+                        try:
+                            chunk = await content.readany()
+                        finally:
+                            timer.done()
                 except aiohttp.ClientError as exc:
                     raise _Transient(ServiceUnavailable(f"The chat stream broke: {exc}")) from exc
-                finally:
-                    timer.done()
                 if not chunk:
                     raise _Transient(ServiceUnavailable("The chat stream ended before [DONE]."))
                 for payload in decoder.feed(chunk):

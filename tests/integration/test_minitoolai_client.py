@@ -360,6 +360,30 @@ async def test_a_slow_reader_of_a_steady_stream_is_not_timed_out_as_idle(
     assert "".join(tokens) == "".join(texts)
 
 
+async def test_a_paced_reader_gets_every_token_in_few_reads(
+    fake: FakeMiniToolAI, session: aiohttp.ClientSession
+) -> None:
+    """``pace`` (a consumer showing text every 0.1 s) is awaited only once text has come; the
+    tokens gathered meanwhile come in one read, so there are far fewer paces than tokens."""
+    tokens = [f"t{i} " for i in range(40)]
+    fake.chat_scripts.append(ChatScript(tokens=tokens, delay=0.01))
+    client = make_client(fake, session, timeouts=ClientTimeouts(idle=0.05))
+    paces = 0
+    texts: list[str] = []
+
+    async def pace() -> None:
+        nonlocal paces
+        paces += 1
+        assert texts, "paced before the first text"
+        await asyncio.sleep(0.1)  # the consumer's next show; longer than idle on purpose
+
+    async for event in client.stream_chat(HELLO, PARAMS, pace=pace):
+        if isinstance(event, TextDelta):
+            texts.append(event.text)
+    assert "".join(tokens) == "".join(texts)
+    assert 1 <= paces <= len(tokens) // 3
+
+
 async def test_total_timeout_bounds_a_slow_but_steady_stream(
     fake: FakeMiniToolAI, session: aiohttp.ClientSession
 ) -> None:

@@ -36,7 +36,9 @@ class ScriptedChat:
     def __init__(self) -> None:
         self.requests: list[tuple[Sequence[ChatMessage], ChatParams]] = []
 
-    def stream_chat(self, messages: Sequence[ChatMessage], params: ChatParams) -> AsyncIterator[ChatEvent]:
+    def stream_chat(
+        self, messages: Sequence[ChatMessage], params: ChatParams, *, pace: object = None
+    ) -> AsyncIterator[ChatEvent]:
         self.requests.append((messages, params))
         return self._events(params.model)
 

@@ -14,6 +14,7 @@ import pytest
 
 from bot.errors import PlatformRateLimited
 from bot.streaming import (
+    READ_LEAD,
     PacingPolicy,
     PresentedAnswer,
     StreamPresenter,
@@ -181,6 +182,32 @@ async def test_behind_a_bot_wide_queue_the_text_sent_is_the_newest(gated: bool) 
     else:
         assert min(behind) >= 39
     assert_paced(surface.paced, policy)
+
+
+async def test_a_paced_reader_wakes_just_before_each_slot() -> None:
+    """until_next_show: at once while a slot is open, else until a hair before the next one."""
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time)
+    policy = PacingPolicy(1.0, 4000)
+    woke: list[float] = []
+
+    async def answer() -> None:
+        async with StreamPresenter(surface, policy, clock=vt.time, sleep=vt.sleep) as presenter:
+            start = vt.now
+            await presenter.until_next_show()  # nothing shown yet: a slot is open
+            woke.append(vt.now - start)
+            presenter.append("first ")
+            await vt.sleep(0)  # the flusher shows it and spends the slot
+            await vt.sleep(0)
+            await presenter.until_next_show()
+            woke.append(vt.now - start)
+            presenter.append("second")
+            await presenter.finish()
+
+    await vt.run(answer())
+    assert woke == pytest.approx([0.0, 1.0 - READ_LEAD])
+    assert intermediate(surface)[0].text == "first " + INDICATOR
+    assert surface.final_texts() == ["first second"]
 
 
 async def test_first_text_shows_at_once_then_edits_come_exactly_when_a_slot_opens() -> None:
