@@ -56,6 +56,7 @@ from tests.fakes.minitoolai import ChatScript, FakeMiniToolAI
 
 LIMIT = 2000  # Discord's message length
 NAIVE_INTERVAL = 1.0  # the baselines' "at most one edit per second"
+SATURATED = 0.9  # a bot process busier than this share of one core cannot keep up
 _PROMPT = re.compile(r"q(\d+)")
 _TOKEN = re.compile(r"w(\d+)(?=\s|$)")
 
@@ -519,6 +520,11 @@ def print_table(rows: list[Figures], args: argparse.Namespace) -> None:
         print(f"       text shown every {_pct(f.gaps, 0.5):.3f} s (median), p95 {_pct(f.gaps, 0.95):.3f} s")
         if f.unshown:
             print(f"       ^ {f.unshown} tokens never shown")
+        if f.wall > 0 and f.cpu / f.wall > SATURATED:
+            print(
+                f"       ^ used {f.cpu / f.wall:.0%} of a core: it fell behind (see its lag), so its "
+                "CPU per answer is capped by the wall time and flatters it"
+            )
     for mode in sorted({f.mode for f in rows}):
         ours = next((f for f in rows if f.mode == mode and f.bot == "ours"), None)
         for base in (f for f in rows if f.mode == mode and f.bot != "ours"):
