@@ -52,6 +52,9 @@ FINAL_ATTEMPTS = 10  # rate-limited attempts per final operation before giving u
 FINAL_ERROR_ATTEMPTS = 3  # attempts per final operation that fails otherwise
 EMPTY_ANSWER = "_(no answer)_"  # platforms refuse empty messages
 READ_LEAD = 0.01  # seconds: a paced reader takes the stream this long before the next slot
+# The longest a paced reader leaves the stream unread (a long hold after a 429, a slow group
+# budget): bytes pile up in the socket meanwhile, and an upstream kept waiting might give up.
+MAX_READ_PAUSE = 1.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,11 +294,12 @@ class StreamPresenter:
         A stream reader awaits this before each read (``stream_chat(pace=...)``), so a 40-token/s
         answer shown once a second wakes the bot about once a second, not 40 times: the bytes
         gather meanwhile and come in one read, just in time for the edit. Returns at once when
-        text could show now, or while a bot-wide turn is awaited (its text is picked late).
+        text could show now, or while a bot-wide turn is awaited (its text is picked late);
+        never sleeps longer than ``MAX_READ_PAUSE``.
         """
         if self._closing or self._turning:
             return
-        wait = self._bucket.delay() - READ_LEAD
+        wait = min(self._bucket.delay() - READ_LEAD, MAX_READ_PAUSE)
         if wait > 0:
             await self._sleep(wait)
 

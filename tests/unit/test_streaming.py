@@ -14,6 +14,7 @@ import pytest
 
 from bot.errors import PlatformRateLimited
 from bot.streaming import (
+    MAX_READ_PAUSE,
     READ_LEAD,
     PacingPolicy,
     PresentedAnswer,
@@ -208,6 +209,28 @@ async def test_a_paced_reader_wakes_just_before_each_slot() -> None:
     assert woke == pytest.approx([0.0, 1.0 - READ_LEAD])
     assert intermediate(surface)[0].text == "first " + INDICATOR
     assert surface.final_texts() == ["first second"]
+
+
+async def test_a_paced_reader_never_leaves_the_stream_unread_for_long() -> None:
+    """A slow budget (one edit per 5 s) still gets the stream read every MAX_READ_PAUSE."""
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time)
+    woke: list[float] = []
+
+    async def answer() -> None:
+        async with StreamPresenter(
+            surface, PacingPolicy(5.0, 4000), clock=vt.time, sleep=vt.sleep
+        ) as presenter:
+            presenter.append("first ")
+            await vt.sleep(0)
+            await vt.sleep(0)
+            start = vt.now
+            await presenter.until_next_show()
+            woke.append(vt.now - start)
+            await presenter.finish()
+
+    await vt.run(answer())
+    assert woke == pytest.approx([MAX_READ_PAUSE])
 
 
 async def test_first_text_shows_at_once_then_edits_come_exactly_when_a_slot_opens() -> None:
