@@ -61,7 +61,12 @@ async def test_mention_is_answered_without_any_ping(tmp_path: Path) -> None:
             await dc.message_create(world.general, alice, f"<@{dc.bot_user.id}> hello there")
             answer = await world.finished_answer(world.general)
         sent = dc.bot_messages(world.general)
+        writes = [r for r in dc.requests if f"/channels/{world.general.id}/messages" in r.path]
     assert hostile == answer.content
+    # The final text and the Regenerate button came in one request: nothing after it.
+    last = writes[-1]
+    assert isinstance(last.body, dict) and hostile == last.body.get("content")
+    assert "regen" in str(last.body.get("components"))
     assert all(not m.pings.anyone for m in sent)
     assert all(mentions_off(m) for m in sent)
     assert answer.message_reference is not None
