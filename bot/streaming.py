@@ -55,6 +55,7 @@ READ_LEAD = 0.01  # seconds: a paced reader takes the stream this long before th
 # The longest a paced reader leaves the stream unread (a long hold after a 429, a slow group
 # budget): bytes pile up in the socket meanwhile, and an upstream kept waiting might give up.
 MAX_READ_PAUSE = 1.5
+READ_STEP = 0.05  # how often a paced reader looks again while an operation is in flight
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,13 +296,20 @@ class StreamPresenter:
         answer shown once a second wakes the bot about once a second, not 40 times: the bytes
         gather meanwhile and come in one read, just in time for the edit. Returns at once when
         text could show now, or while a bot-wide turn is awaited (its text is picked late);
-        never sleeps longer than ``MAX_READ_PAUSE``.
+        never sleeps longer than ``MAX_READ_PAUSE``. While an operation is in flight it looks
+        again every ``READ_STEP``: that operation's answer may change the chat's budget (a
+        platform announcing its limits), and with it the next slot.
         """
-        if self._closing or self._turning:
-            return
-        wait = min(self._bucket.delay() - READ_LEAD, MAX_READ_PAUSE)
-        if wait > 0:
-            await self._sleep(wait)
+        slept = 0.0
+        while not (self._closing or self._turning):
+            wait = min(self._bucket.delay() - READ_LEAD, MAX_READ_PAUSE - slept)
+            if wait <= 0:
+                return
+            step = min(wait, READ_STEP) if self._in_op else wait
+            await self._sleep(step)
+            slept += step
+            if step == wait:
+                return  # the slot (or the longest pause) has come
 
     @property
     def text(self) -> str:

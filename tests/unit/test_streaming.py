@@ -6,6 +6,7 @@ same clock the presenter uses, so the policy is checked exactly and nothing real
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -209,6 +210,38 @@ async def test_a_paced_reader_wakes_just_before_each_slot() -> None:
     assert woke == pytest.approx([0.0, 1.0 - READ_LEAD])
     assert intermediate(surface)[0].text == "first " + INDICATOR
     assert surface.final_texts() == ["first second"]
+
+
+async def test_a_paced_reader_follows_a_budget_announced_while_an_edit_is_in_flight() -> None:
+    """The first edit's answer tells the real budget (one per 0.5 s, not 5 s): a reader that began
+    waiting during that edit wakes for the new slot, not the old one."""
+    vt = VirtualTime()
+    surface = RecordingSurface(vt.time, latencies=[0.2], sleep=vt.sleep)
+    policy = PacingPolicy(5.0, 4000)
+    bucket = TokenBucket(policy, vt.time)
+    woke: list[float] = []
+
+    async def answer() -> None:
+        async with StreamPresenter(
+            surface, policy, clock=vt.time, sleep=vt.sleep, bucket=bucket
+        ) as presenter:
+            start = vt.now
+            presenter.append("first ")
+            await vt.sleep(0)  # the flusher takes the slot; its edit is in flight for 0.2 s
+            await vt.sleep(0)
+
+            async def announce() -> None:
+                await vt.sleep(0.1)
+                bucket.retune(0.5)
+
+            announcing = asyncio.create_task(announce())
+            await presenter.until_next_show()
+            woke.append(vt.now - start)
+            await announcing
+            await presenter.finish()
+
+    await vt.run(answer())
+    assert 0.5 < woke[0] < 0.7  # about 0.1 + 0.98 * 0.5 - READ_LEAD; 5 s (or 1.5) without looking again
 
 
 async def test_a_paced_reader_never_leaves_the_stream_unread_for_long() -> None:
