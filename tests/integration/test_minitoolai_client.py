@@ -351,23 +351,23 @@ async def test_a_slow_reader_of_a_steady_stream_is_not_timed_out_as_idle(
     (while the server keeps sending) reads the whole answer. The pause models slow work."""
     tokens = [f"t{i} " for i in range(10)]
     fake.chat_scripts.append(ChatScript(tokens=tokens, delay=0.02))
-    client = make_client(fake, session, timeouts=ClientTimeouts(idle=0.05))
+    client = make_client(fake, session, timeouts=ClientTimeouts(idle=0.15))
     texts = []
     async for event in client.stream_chat(HELLO, PARAMS):
         if isinstance(event, TextDelta):
             texts.append(event.text)
-            await asyncio.sleep(0.08)  # longer than idle; more tokens arrive meanwhile
+            await asyncio.sleep(0.2)  # longer than idle; more tokens arrive meanwhile
     assert "".join(tokens) == "".join(texts)
 
 
 async def test_a_paced_reader_gets_every_token_in_few_reads(
     fake: FakeMiniToolAI, session: aiohttp.ClientSession
 ) -> None:
-    """``pace`` (a consumer showing text every 0.1 s) is awaited only once text has come; the
+    """``pace`` (a consumer showing text every 0.2 s) is awaited only once text has come; the
     tokens gathered meanwhile come in one read, so there are far fewer paces than tokens."""
     tokens = [f"t{i} " for i in range(40)]
     fake.chat_scripts.append(ChatScript(tokens=tokens, delay=0.01))
-    client = make_client(fake, session, timeouts=ClientTimeouts(idle=0.05))
+    client = make_client(fake, session, timeouts=ClientTimeouts(idle=0.15))
     paces = 0
     texts: list[str] = []
 
@@ -375,7 +375,7 @@ async def test_a_paced_reader_gets_every_token_in_few_reads(
         nonlocal paces
         paces += 1
         assert texts, "paced before the first text"
-        await asyncio.sleep(0.1)  # the consumer's next show; longer than idle on purpose
+        await asyncio.sleep(0.2)  # the consumer's next show; longer than idle on purpose
 
     async for event in client.stream_chat(HELLO, PARAMS, pace=pace):
         if isinstance(event, TextDelta):
