@@ -39,6 +39,7 @@ __all__ = [
     "TokenBucket",
     "TypingSurface",
     "present_stream",
+    "show_unfolded",
 ]
 
 logger = logging.getLogger(__name__)
@@ -133,6 +134,15 @@ class FoldingSurface(Surface, Protocol):
         Returns the message's handle and True when the answer is finished, False when it only
         showed the text (``finish`` is still due).
         """
+
+
+async def show_unfolded(surface: Surface, handle: str | None, text: str) -> tuple[str, bool]:
+    """What a ``FoldingSurface.show_last`` does when it cannot fold this time: send or edit the
+    last text as usual and leave ``finish`` due (the False)."""
+    if handle is None:
+        return await surface.send(text, final=True), False
+    await surface.edit(handle, text, final=True)
+    return handle, False
 
 
 @runtime_checkable
@@ -411,6 +421,11 @@ class StreamPresenter:
                 # waited while an earlier message was finalised (even if no delta comes again).
                 self._wake.set()
 
+    async def _take_slot(self) -> None:
+        """Wait for the chat's next slot and spend it (no await between the two)."""
+        await self._wait_slot()
+        self._bucket.take()
+
     async def _wait_slot(self) -> None:
         # Sleep exactly until the bucket has a token; loop because a timer may fire a hair early.
         while (wait := self._bucket.delay()) > 0:
@@ -545,8 +560,7 @@ class StreamPresenter:
         return False
 
     async def _paced(self, op: _Op) -> bool:
-        await self._wait_slot()
-        self._bucket.take()
+        await self._take_slot()
         await self._perform(op)
         return False
 
@@ -555,8 +569,7 @@ class StreamPresenter:
         messages = self._layout.messages
         message = messages[op.index]
         earlier = [m.handle for m in messages[: op.index] if m.handle is not None]
-        await self._wait_slot()
-        self._bucket.take()
+        await self._take_slot()
         try:
             message.handle, finished = await surface.show_last(message.handle, op.text, earlier, outcome)
         finally:
@@ -567,8 +580,7 @@ class StreamPresenter:
 
     async def _paced_finish(self, outcome: Outcome) -> bool:
         # Swapping buttons is one more request to the platform in this chat: pace it like an edit.
-        await self._wait_slot()
-        self._bucket.take()
+        await self._take_slot()
         try:
             await self._surface.finish(self.handles, outcome)
         finally:

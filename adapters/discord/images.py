@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import mimetypes
+from collections.abc import Awaitable, Callable
 
 import discord
 
@@ -134,40 +135,47 @@ class ImageFlows:
             self._upload_limits[interaction.channel_id] = interaction.filesize_limit
 
     async def imagine(self, interaction: discord.Interaction, options: ImageOptions) -> None:
-        service = self.service
-        self.note(interaction)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        surface = self.surface(interaction.channel_id or 0)
-        try:
-            await service.submit(
+        channel_id = interaction.channel_id or 0
+        await self._privately(
+            interaction,
+            lambda: self.service.submit(
                 account(interaction.user),
                 interaction_place(interaction),
                 options,
-                surface,
+                self.surface(channel_id),
                 is_admin=interaction_is_admin(interaction),
-            )
-        except Exception as exc:
-            log_error(exc, "/imagine")
-            await interaction.edit_original_response(content=user_text(exc))
-            return
-        await interaction.edit_original_response(content="Your picture is on its way: watch this channel.")
+            ),
+            what="/imagine",
+            done="Your picture is on its way: watch this channel.",
+        )
 
     async def image_regenerate(self, interaction: discord.Interaction, job_id: str) -> None:
-        service = self.service
+        channel_id = interaction.channel_id or 0
+        await self._privately(
+            interaction,
+            lambda: self.service.regenerate(
+                job_id,
+                account(interaction.user),
+                self.surface(channel_id),
+                is_admin=interaction_is_admin(interaction),
+            ),
+            what="image regenerate",
+            done="Making it again…",
+        )
+
+    async def _privately(
+        self, interaction: discord.Interaction, call: Callable[[], Awaitable[object]], *, what: str, done: str
+    ) -> None:
+        """Defer with an ephemeral "thinking…", run ``call``, then say ``done`` or the error's sentence."""
         self.note(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
-            await service.regenerate(
-                job_id,
-                account(interaction.user),
-                self.surface(interaction.channel_id or 0),
-                is_admin=interaction_is_admin(interaction),
-            )
+            await call()
         except Exception as exc:
-            log_error(exc, "image regenerate")
+            log_error(exc, what)
             await interaction.edit_original_response(content=user_text(exc))
             return
-        await interaction.edit_original_response(content="Making it again…")
+        await interaction.edit_original_response(content=done)
 
     async def image_delete(self, interaction: discord.Interaction, job_id: str) -> None:
         await self.service.delete(

@@ -26,7 +26,7 @@ import discord
 from adapters.discord.pacing import GlobalGate
 from adapters.discord.replies import NO_PINGS, platform_error
 from adapters.discord.views import regenerate_view, stop_view
-from bot.streaming import Outcome
+from bot.streaming import Outcome, show_unfolded
 
 logger = logging.getLogger(__name__)
 
@@ -120,12 +120,9 @@ class ChannelSurface:
     async def show_last(
         self, handle: str | None, text: str, earlier: Sequence[str], outcome: Outcome
     ) -> tuple[str, bool]:
-        view = regenerate_view(self._channel_id, self._asker_id)
         if earlier:  # the buttons sit on the first message: a request of their own
-            if handle is None:
-                return await self.send(text, final=True), False
-            await self.edit(handle, text, final=True)
-            return handle, False
+            return await show_unfolded(self, handle, text)
+        view = regenerate_view(self._channel_id, self._asker_id)
         if handle is None:
             return await self._post(text, view), True
         await self._go()
@@ -236,10 +233,7 @@ class InteractionSurface:
     ) -> tuple[str, bool]:
         first = handle or "0"
         if earlier or not self._live() or self._targets.get(first, _Target("original")).kind != "original":
-            if handle is None:  # the buttons need a request of their own
-                return await self.send(text, final=True), False
-            await self.edit(handle, text, final=True)
-            return handle, False
+            return await show_unfolded(self, handle, text)  # the buttons need a request of their own
         view = regenerate_view(self._channel_id, self._asker_id)
         try:
             await _call(
@@ -249,10 +243,7 @@ class InteractionSurface:
             if not _expired(exc):
                 raise
             self._expired = True
-            if handle is None:  # continues as a channel message
-                return await self.send(text, final=True), False
-            await self.edit(handle, text, final=True)
-            return handle, False
+            return await show_unfolded(self, handle, text)  # continues as a channel message
         self._targets[first] = _Target("original")
         return first, True
 

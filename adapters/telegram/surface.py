@@ -26,7 +26,7 @@ from telegram.error import BadRequest, RetryAfter, TelegramError
 from adapters.telegram.pacing import ChatPacing, retry_seconds, settling
 from adapters.telegram.render import to_html
 from bot.errors import PlatformRateLimited
-from bot.streaming import Outcome
+from bot.streaming import Outcome, show_unfolded
 
 __all__ = [
     "REGENERATE_DATA",
@@ -135,10 +135,7 @@ class TelegramChatSurface:
         """The last message's final text with the Regenerate button on it: one request, not two."""
         if any((d := self._pending.get(h)) is not None and d.message_id is None for h in earlier):
             # Earlier drafts become messages in finish(), and the button goes below them.
-            if handle is None:
-                return await self.send(text, final=True), False
-            await self.edit(handle, text, final=True)
-            return handle, False
+            return await show_unfolded(self, handle, text)
         if handle is None:
             return f"m{(await self._send(text, final=True, keyboard=REGENERATE_KEYBOARD)).message_id}", True
         draft = self._pending.get(handle)

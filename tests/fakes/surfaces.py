@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.errors import PlatformRateLimited
-from bot.streaming import Outcome
+from bot.streaming import Outcome, show_unfolded
 
 
 class SurfaceRefused(Exception):
@@ -167,10 +167,7 @@ class FoldingRecordingSurface(RecordingSurface):
     async def show_last(
         self, handle: str | None, text: str, earlier: Sequence[str], outcome: Outcome
     ) -> tuple[str, bool]:
-        if handle is None:
-            handle = await self.send(text, final=True)
-        else:
-            await self.edit(handle, text, final=True)
+        handle, _ = await show_unfolded(self, handle, text)
         if not self.fold:
             return handle, False
         self.finished = ((*earlier, handle), outcome)
