@@ -23,15 +23,15 @@ import storage
 from bot.commands import Commands, CreditCommands
 from bot.conversations import ChatLimits, ConversationService
 from bot.core import Core
-from bot.credits import Actor, CreditPolicy, CreditService
+from bot.credits import CreditPolicy, CreditService
+from bot.credits.money import parse_amount
 from bot.errors import BotError, ConfigError
 from bot.images import ImageConfig, ImageService
 from bot.logs import configure_logging
 from bot.maintenance import prune_until
 from bot.minitoolai.client import ClientTimeouts, MiniToolAIClient
 from bot.minitoolai.prices import PriceTable, parse_price_overrides
-from bot.money import parse_amount
-from bot.ports import Account, Adapter, Place, Store
+from bot.ports import Account, Actor, Adapter, Place, Store
 from bot.preferences import ChatDefaults, Preferences
 from bot.settings import MISSING_KEY_HELP, Settings, load_settings
 from bot.tokens import TokenCounter

@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.conversations import ConversationService
-from bot.credits import Actor, CreditService
+from bot.credits import CreditService
 from bot.errors import ValidationError
 from bot.minitoolai.models import CHAT_MODELS
-from bot.ports import Account, Place
+from bot.ports import Account, Actor, Place
 from bot.preferences import Preferences
 
 HELP = """\

@@ -38,6 +38,18 @@ class Account:
 
 
 @dataclass(frozen=True, slots=True)
+class Actor:
+    """Who runs an admin command; the adapter sets ``is_platform_admin`` for the community."""
+
+    account: Account
+    is_platform_admin: bool = False
+
+    @property
+    def id(self) -> str:
+        return f"{self.account.platform}:{self.account.holder}"
+
+
+@dataclass(frozen=True, slots=True)
 class Place:
     """Where something happens. ``channel == ""`` means the whole community (guild / chat).
 

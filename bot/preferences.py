@@ -12,10 +12,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from bot.credits import Actor
 from bot.errors import NotAllowed, ValidationError
 from bot.minitoolai.models import CHAT_MODELS, IMAGE_MODELS
-from bot.ports import ChannelSettings, ContextMode, Place, SettingsStore
+from bot.ports import Actor, ChannelSettings, ContextMode, Place, SettingsStore
 
 MAX_SYSTEM_PROMPT_CHARS = 4000
 

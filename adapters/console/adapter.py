@@ -16,11 +16,10 @@ from typing import TextIO
 
 from bot.conversations import ChatRequest, View
 from bot.core import Core
-from bot.credits import Actor
 from bot.errors import BotError, UserError
 from bot.image_options import parse_imagine_args
 from bot.minitoolai.types import DownloadedImage
-from bot.ports import Account, ImageJob, Place
+from bot.ports import Account, Actor, ImageJob, Place
 from bot.streaming import Outcome, PacingPolicy
 
 logger = logging.getLogger(__name__)

@@ -24,7 +24,6 @@ from adapters.discord.replies import guarded, reply, reply_error
 from bot.commands import HELP, Reply
 from bot.conversations import ChatRequest
 from bot.core import Core
-from bot.credits import Actor
 from bot.errors import ValidationError
 from bot.image_options import SIZE_PRESETS, ImageOptions
 from bot.minitoolai.models import (
@@ -35,7 +34,7 @@ from bot.minitoolai.models import (
     SIZE_RANGE,
     STEPS_RANGE,
 )
-from bot.ports import Account, Place
+from bot.ports import Account, Actor, Place
 
 CHAT_MODEL_CHOICES = [app_commands.Choice(name=m, value=m) for m in CHAT_MODELS]
 IMAGE_MODEL_CHOICES = [app_commands.Choice(name=m, value=m) for m in IMAGE_MODELS][:25]

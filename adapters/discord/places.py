@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import discord
 
-from bot.credits import Actor
-from bot.ports import Account, Place
+from bot.ports import Account, Actor, Place
 
 PLATFORM = "discord"
 

@@ -27,12 +27,12 @@ from bot.conversations import (
     ConversationService,
     View,
 )
-from bot.credits import Actor, CreditPolicy, CreditService
+from bot.credits import CreditPolicy, CreditService
 from bot.errors import PaymentRequired, ServiceUnavailable, ValidationError
 from bot.minitoolai.client import MiniToolAIClient, RetryPolicy
 from bot.minitoolai.prices import PriceTable
 from bot.minitoolai.types import Usage
-from bot.ports import Account, ConversationKey, Place, Store, StoredImage, Turn
+from bot.ports import Account, Actor, ConversationKey, Place, Store, StoredImage, Turn
 from bot.preferences import ChatDefaults, Preferences
 from bot.streaming import PacingPolicy
 from bot.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, TokenCounter

@@ -13,12 +13,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.credits import Actor, CreditPolicy, CreditService
+from bot.credits import CreditPolicy, CreditService
 from bot.errors import InsufficientCredits, NotAllowed, QueueFull, ValidationError
 from bot.image_options import ImageOptions
 from bot.images import ImageConfig, ImageService
 from bot.minitoolai import MiniToolAIClient, PriceTable
-from bot.ports import Account, ImageJob, Place, Store
+from bot.ports import Account, Actor, ImageJob, Place, Store
 from bot.preferences import ChatDefaults, Preferences
 from tests.fakes.image_surfaces import FakeImagePlatform
 from tests.fakes.memory_store import MemoryStore

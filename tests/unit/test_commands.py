@@ -10,11 +10,11 @@ import pytest
 
 from bot.commands import Commands
 from bot.conversations import ChatLimits, ChatRequest, ConversationService, View
-from bot.credits import Actor, CreditPolicy, CreditService
+from bot.credits import CreditPolicy, CreditService
 from bot.errors import NotAllowed, ValidationError
 from bot.minitoolai.prices import PriceTable
 from bot.minitoolai.types import ChatEvent, ChatMessage, ChatParams, StreamEnd, TextDelta, Usage
-from bot.ports import Account, Place
+from bot.ports import Account, Actor, Place
 from bot.preferences import ChatDefaults, Preferences
 from bot.streaming import PacingPolicy
 from bot.tokens import TokenCounter

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.credits import Actor
 from bot.errors import NotAllowed, ValidationError
-from bot.ports import Account, ChannelSettings, Place
+from bot.ports import Account, Actor, ChannelSettings, Place
 from bot.preferences import MAX_SYSTEM_PROMPT_CHARS, ChatDefaults, Preferences
 from tests.fakes.memory_store import MemoryStore
 

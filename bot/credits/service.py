@@ -30,9 +30,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, get_args
 
-from bot import credits_text, money, periods
-from bot.credit_values import (
-    Actor,
+from bot.credits import money, periods, texts
+from bot.credits.values import (
     AdminResult,
     Allowance,
     AllowancePeriod,
@@ -52,10 +51,9 @@ from bot.credit_values import (
 from bot.errors import InsufficientCredits, NotAllowed, ValidationError
 from bot.minitoolai.prices import PriceTable
 from bot.minitoolai.types import Usage
-from bot.ports import Account, ChannelSettings, LedgerStore, Place, Reservation, SettingsStore
+from bot.ports import Account, Actor, ChannelSettings, LedgerStore, Place, Reservation, SettingsStore
 
-__all__ = [  # the values live in bot.credit_values; importing them from here works too
-    "Actor",
+__all__ = [  # the values live in bot.credits.values; importing them from here works too
     "AdminResult",
     "Allowance",
     "AllowancePeriod",
@@ -130,19 +128,19 @@ class CreditService:
         return money.parse_amount(text, self.policy.credits_per_dollar)
 
     def render_status(self, status: CreditStatus) -> str:
-        return credits_text.render_status(status, self.format_amount)
+        return texts.render_status(status, self.format_amount)
 
     def render_usage(self, lines: list[UsageLine]) -> str:
-        return credits_text.render_usage(lines, self.format_amount)
+        return texts.render_usage(lines, self.format_amount)
 
     def render_prices(self, lines: list[PriceLine] | None = None) -> str:
-        return credits_text.render_prices(self.price_lines() if lines is None else lines, self.format_amount)
+        return texts.render_prices(self.price_lines() if lines is None else lines, self.format_amount)
 
     def render_admin(self, result: AdminResult, action: str) -> str:
-        return credits_text.render_admin(result, action, self.format_amount)
+        return texts.render_admin(result, action, self.format_amount)
 
     def render_spending(self, report: CommunitySpending) -> str:
-        return credits_text.render_spending(report, self.format_amount)
+        return texts.render_spending(report, self.format_amount)
 
     # ------------------------------------------------------------ reserving
 
@@ -228,7 +226,7 @@ class CreditService:
                         return Hold.of(stored) if stored else Hold(rid, account, amount, purpose, spender)
                     return Hold(rid, account, amount, purpose, spender)
         balance = await self.store.balance(user) or 0
-        message = credits_text.insufficient(
+        message = texts.insufficient(
             purpose,
             balance,
             amount,

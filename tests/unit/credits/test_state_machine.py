@@ -14,11 +14,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, MultipleResults, RuleBasedStateMachine, invariant, multiple, rule
 
-from bot.credits import Actor, CreditPolicy, CreditService, Hold
+from bot.credits import CreditPolicy, CreditService, Hold
 from bot.errors import InsufficientCredits
 from bot.minitoolai.prices import PriceTable
 from bot.minitoolai.types import Usage
-from bot.ports import Account, LedgerEntry, Reservation
+from bot.ports import Account, Actor, LedgerEntry, Reservation
 from tests.fakes.memory_store import MemoryStore
 from tests.fakes.wall_clock import ManualClock
 

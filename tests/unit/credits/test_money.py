@@ -1,4 +1,4 @@
-"""Showing and reading amounts (bot.money) and the calendar periods credits use (bot.periods)."""
+"""Showing and reading amounts (bot.credits.money) and the calendar periods credits use (bot.credits.periods)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from bot import periods
+from bot.credits import periods
+from bot.credits.money import format_amount, parse_amount
 from bot.errors import ValidationError
-from bot.money import format_amount, parse_amount
 
 
 @pytest.mark.parametrize(

@@ -64,18 +64,6 @@ class Allowance:
 
 
 @dataclass(frozen=True, slots=True)
-class Actor:
-    """Who runs an admin command; the adapter sets ``is_platform_admin`` for the community."""
-
-    account: Account
-    is_platform_admin: bool = False
-
-    @property
-    def id(self) -> str:
-        return f"{self.account.platform}:{self.account.holder}"
-
-
-@dataclass(frozen=True, slots=True)
 class Hold:
     """A reservation the caller must settle or release."""
 

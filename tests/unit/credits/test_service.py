@@ -10,7 +10,6 @@ from fractions import Fraction
 import pytest
 
 from bot.credits import (
-    Actor,
     CreditPolicy,
     CreditService,
     Hold,
@@ -19,7 +18,7 @@ from bot.credits import (
 from bot.errors import ConfigError, InsufficientCredits, NotAllowed, ValidationError
 from bot.minitoolai.prices import PriceTable
 from bot.minitoolai.types import Usage
-from bot.ports import Account, Place, Reservation
+from bot.ports import Account, Actor, Place, Reservation
 from tests.fakes.memory_store import MemoryStore
 from tests.fakes.wall_clock import ManualClock
 

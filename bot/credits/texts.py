@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from bot.credit_values import (
+from bot.credits.values import (
     AdminResult,
     Allowance,
     CommunitySpending,
