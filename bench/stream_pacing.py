@@ -32,8 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bot.display.streaming import Outcome, PacingPolicy, StreamPresenter
 from bot.errors import PlatformRateLimited
-from bot.streaming import Outcome, PacingPolicy, StreamPresenter
 
 
 @dataclass(slots=True)

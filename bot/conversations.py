@@ -31,13 +31,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.credits import CreditService, Hold
+from bot.display.streaming import Outcome, PacingPolicy, StreamPresenter, Surface, TokenBucket
 from bot.errors import MiniToolAIError, StreamInterrupted, ValidationError
 from bot.minitoolai.models import CHAT_MODELS
 from bot.minitoolai.types import ChatEvent, ChatMessage, ChatParams, ImageInput, TextDelta, Usage
 from bot.minitoolai.validation import validate_chat
 from bot.ports import Account, ConversationKey, ConversationStore, Place, StoredImage, Turn, TurnStatus
 from bot.preferences import Effective, Preferences
-from bot.streaming import Outcome, PacingPolicy, StreamPresenter, Surface, TokenBucket
 from bot.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, TokenCounter
 
 logger = logging.getLogger(__name__)

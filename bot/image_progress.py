@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bot.display.streaming import TokenBucket
 from bot.errors import PlatformRateLimited
-from bot.streaming import TokenBucket
 
 __all__ = ["ProgressBoard", "ProgressEditor"]
 

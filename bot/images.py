@@ -28,6 +28,8 @@ from types import TracebackType
 from typing import Protocol
 
 from bot.credits import CreditService, Hold, RecoveryDecision, Resolver
+from bot.display.streaming import PacingPolicy, TokenBucket
+from bot.display.text import truncate
 from bot.errors import (
     AuthenticationError,
     BadImage,
@@ -56,8 +58,6 @@ from bot.minitoolai.types import (
 )
 from bot.ports import UNFINISHED_JOB_STATES, Account, ImageJob, ImageJobStore, JobState, Place, Reservation
 from bot.preferences import Preferences
-from bot.streaming import PacingPolicy, TokenBucket
-from bot.text import truncate
 
 __all__ = [
     "ImageClient",

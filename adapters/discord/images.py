@@ -20,12 +20,12 @@ from adapters.discord.places import account, interaction_is_admin, interaction_p
 from adapters.discord.replies import NO_PINGS, log_error, reply, user_text
 from adapters.discord.views import image_view
 from bot.core import Core
+from bot.display.text import truncate
 from bot.errors import ValidationError
 from bot.image_options import ImageOptions
 from bot.images import ImageService
 from bot.minitoolai.types import DownloadedImage
 from bot.ports import ImageJob
-from bot.text import truncate
 
 logger = logging.getLogger(__name__)
 

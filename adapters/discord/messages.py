@@ -20,8 +20,8 @@ from adapters.discord.places import account, message_place
 from adapters.discord.replies import NO_PINGS, log_error, user_text
 from bot.conversations import ChatRequest
 from bot.core import Core
+from bot.display.text import truncate
 from bot.ports import Place
-from bot.text import truncate
 
 logger = logging.getLogger(__name__)
 

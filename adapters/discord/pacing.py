@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 import aiohttp
 
-from bot.streaming import PacingPolicy, TokenBucket
+from bot.display.streaming import PacingPolicy, TokenBucket
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from collections.abc import Awaitable
 
 import discord
 
+from bot.display.text import split_message
 from bot.errors import BotError, PlatformRateLimited, UserError
-from bot.text import split_message
 
 logger = logging.getLogger(__name__)
 

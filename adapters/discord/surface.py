@@ -5,7 +5,7 @@ in follow-ups past 2000 characters. An interaction token lives 15 minutes: once 
 is over (by our clock, or because Discord refuses the token) every further message is a
 plain channel message, and a message that can no longer be edited is continued as one.
 :class:`ChannelSurface` answers a mention, reply or DM with a reply and edits; it is a
-:class:`bot.streaming.GatedSurface`, so under the bot-wide limit the text is picked when its
+:class:`bot.display.streaming.GatedSurface`, so under the bot-wide limit the text is picked when its
 request can go.
 
 Every message goes out with mentions disabled, so model output can never ping anyone. A
@@ -26,7 +26,7 @@ import discord
 from adapters.discord.pacing import GlobalGate
 from adapters.discord.replies import NO_PINGS, platform_error
 from adapters.discord.views import regenerate_view, stop_view
-from bot.streaming import Outcome, show_unfolded
+from bot.display.streaming import Outcome, show_unfolded
 
 logger = logging.getLogger(__name__)
 

@@ -63,11 +63,11 @@ from adapters.telegram.surface import (
 from bot.commands import HELP, Reply
 from bot.conversations import ChatRequest, View
 from bot.core import Core
+from bot.display.text import split_message
 from bot.errors import BotError, UserError, ValidationError
 from bot.image_options import parse_imagine_args, usage_text
 from bot.minitoolai.models import CHAT_MODELS
 from bot.ports import Actor, StoredImage
-from bot.text import split_message
 
 __all__ = ["COMMANDS", "Handlers", "Incoming"]
 

@@ -19,9 +19,9 @@ from telegram.error import BadRequest
 
 from adapters.telegram.pacing import ChatPacing
 from adapters.telegram.surface import is_not_modified
+from bot.display.text import truncate
 from bot.minitoolai.types import DownloadedImage
 from bot.ports import ImageJob, Place
-from bot.text import truncate
 
 __all__ = [
     "CAPTION_LIMIT",

@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
+from bot.display.streaming import PacingPolicy, TokenBucket
 from bot.errors import PlatformRateLimited
-from bot.streaming import PacingPolicy, TokenBucket
 
 __all__ = ["MAX_MESSAGE", "BotWideLimiter", "ChatPacing", "retry_seconds", "settling"]
 

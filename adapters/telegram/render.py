@@ -20,7 +20,7 @@ import html
 import re
 from collections.abc import Callable
 
-from bot.text import find_fences
+from bot.display.text import find_fences
 
 __all__ = ["to_html", "visible_length", "visible_text"]
 

@@ -25,8 +25,8 @@ from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from adapters.telegram.pacing import ChatPacing, retry_seconds, settling
 from adapters.telegram.render import to_html
+from bot.display.streaming import Outcome, show_unfolded
 from bot.errors import PlatformRateLimited
-from bot.streaming import Outcome, show_unfolded
 
 __all__ = [
     "REGENERATE_DATA",
@@ -91,7 +91,7 @@ class _Draft:
 
 
 class TelegramChatSurface:
-    """A :class:`bot.streaming.TypingSurface` for one answer in one chat."""
+    """A :class:`bot.display.streaming.TypingSurface` for one answer in one chat."""
 
     def __init__(self, bot: Bot, target: ChatTarget, drafts: DraftSupport, pacing: ChatPacing) -> None:
         self._bot = bot

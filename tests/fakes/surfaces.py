@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.display.streaming import Outcome, show_unfolded
 from bot.errors import PlatformRateLimited
-from bot.streaming import Outcome, show_unfolded
 
 
 class SurfaceRefused(Exception):

@@ -28,13 +28,13 @@ from bot.conversations import (
     View,
 )
 from bot.credits import CreditPolicy, CreditService
+from bot.display.streaming import PacingPolicy
 from bot.errors import PaymentRequired, ServiceUnavailable, ValidationError
 from bot.minitoolai.client import MiniToolAIClient, RetryPolicy
 from bot.minitoolai.prices import PriceTable
 from bot.minitoolai.types import Usage
 from bot.ports import Account, Actor, ConversationKey, Place, Store, StoredImage, Turn
 from bot.preferences import ChatDefaults, Preferences
-from bot.streaming import PacingPolicy
 from bot.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, TokenCounter
 from tests.fakes.minitoolai import PNG_BYTES, ChatScript, FakeMiniToolAI
 from tests.fakes.surfaces import Call, RecordingSurface

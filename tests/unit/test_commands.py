@@ -11,12 +11,12 @@ import pytest
 from bot.commands import Commands
 from bot.conversations import ChatLimits, ChatRequest, ConversationService, View
 from bot.credits import CreditPolicy, CreditService
+from bot.display.streaming import PacingPolicy
 from bot.errors import NotAllowed, ValidationError
 from bot.minitoolai.prices import PriceTable
 from bot.minitoolai.types import ChatEvent, ChatMessage, ChatParams, StreamEnd, TextDelta, Usage
 from bot.ports import Account, Actor, Place
 from bot.preferences import ChatDefaults, Preferences
-from bot.streaming import PacingPolicy
 from bot.tokens import TokenCounter
 from tests.fakes.memory_store import MemoryStore
 from tests.fakes.surfaces import RecordingSurface

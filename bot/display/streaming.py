@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal, Protocol, runtime_checkable
 
+from bot.display.text import Chunk, close_open_markup, split_chunks
 from bot.errors import PlatformRateLimited
-from bot.text import Chunk, close_open_markup, split_chunks
 
 __all__ = [
     "FoldingSurface",

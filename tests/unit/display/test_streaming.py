@@ -1,4 +1,4 @@
-"""bot.streaming: the presenter paces sends/edits per chat and always delivers the exact final text.
+"""bot.display.streaming: the presenter paces sends/edits per chat and always delivers the exact final text.
 
 Everything runs in virtual time (tests/fakes/virtual_time.py); the surface records each call with the
 same clock the presenter uses, so the policy is checked exactly and nothing really waits.
@@ -13,8 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from bot.errors import PlatformRateLimited
-from bot.streaming import (
+from bot.display.streaming import (
     MAX_READ_PAUSE,
     READ_LEAD,
     PacingPolicy,
@@ -24,7 +23,8 @@ from bot.streaming import (
     TokenBucket,
     present_stream,
 )
-from bot.text import find_fences
+from bot.display.text import find_fences
+from bot.errors import PlatformRateLimited
 from tests.fakes.surfaces import Call, FoldingRecordingSurface, GatedRecordingSurface, RecordingSurface
 from tests.fakes.virtual_time import VirtualTime
 

@@ -1,4 +1,4 @@
-"""bot.text: fence-aware splitting, closing half-written markup, truncation."""
+"""bot.display.text: fence-aware splitting, closing half-written markup, truncation."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.text import close_open_markup, find_fences, split_chunks, split_message, truncate
+from bot.display.text import close_open_markup, find_fences, split_chunks, split_message, truncate
 
-# A deliberately simple reference for "is this a fence line", independent of bot.text's parser.
+# A deliberately simple reference for "is this a fence line", independent of bot.display.text's parser.
 _FENCE_LINE = re.compile(r" {0,3}(`{3,}|~{3,})")
 
 
