@@ -20,8 +20,9 @@ from fractions import Fraction
 import aiohttp
 
 import storage
+from bot.chat.conversations import ChatLimits, ConversationService
+from bot.chat.tokens import TokenCounter
 from bot.commands import Commands, CreditCommands
-from bot.conversations import ChatLimits, ConversationService
 from bot.core import Core
 from bot.credits import CreditPolicy, CreditService
 from bot.credits.money import parse_amount
@@ -34,7 +35,6 @@ from bot.minitoolai.prices import PriceTable, parse_price_overrides
 from bot.ports import Account, Actor, Adapter, Place, Store
 from bot.preferences import ChatDefaults, Preferences
 from bot.settings import MISSING_KEY_HELP, Settings, load_settings
-from bot.tokens import TokenCounter
 
 logger = logging.getLogger("bot")
 

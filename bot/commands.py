@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bot.conversations import ConversationService
+from bot.chat.conversations import ConversationService
 from bot.credits import CreditService
 from bot.errors import ValidationError
 from bot.minitoolai.models import CHAT_MODELS

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.chat.conversations import ConversationService
 from bot.commands import Commands
-from bot.conversations import ConversationService
 from bot.credits import CreditService
 from bot.images import ImageService
 from bot.preferences import Preferences

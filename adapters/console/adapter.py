@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from bot.conversations import ChatRequest, View
+from bot.chat.conversations import ChatRequest, View
 from bot.core import Core
 from bot.display.streaming import Outcome, PacingPolicy
 from bot.errors import BotError, UserError

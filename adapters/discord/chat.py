@@ -18,8 +18,8 @@ from adapters.discord.pacing import ChannelPacing
 from adapters.discord.places import PLATFORM, account, interaction_is_admin, interaction_place
 from adapters.discord.replies import NO_PINGS, log_error, reply, reply_error, user_text
 from adapters.discord.surface import ChannelSurface, InteractionSurface
-from bot.conversations import AnswerResult, ChatRequest
-from bot.conversations import View as AnswerView
+from bot.chat.conversations import AnswerResult, ChatRequest
+from bot.chat.conversations import View as AnswerView
 from bot.core import Core
 from bot.errors import NotAllowed
 from bot.ports import Account

@@ -21,8 +21,8 @@ from adapters.discord.config import DiscordConfig
 from adapters.discord.images import ImageFlows
 from adapters.discord.places import account, interaction_actor, interaction_place
 from adapters.discord.replies import guarded, reply, reply_error
+from bot.chat.conversations import ChatRequest
 from bot.commands import HELP, Reply
-from bot.conversations import ChatRequest
 from bot.core import Core
 from bot.errors import ValidationError
 from bot.image_options import SIZE_PRESETS, ImageOptions

@@ -18,7 +18,7 @@ from adapters.discord.chat import ChatFlows
 from adapters.discord.config import DiscordConfig
 from adapters.discord.places import account, message_place
 from adapters.discord.replies import NO_PINGS, log_error, user_text
-from bot.conversations import ChatRequest
+from bot.chat.conversations import ChatRequest
 from bot.core import Core
 from bot.display.text import truncate
 from bot.ports import Place

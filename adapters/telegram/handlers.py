@@ -60,8 +60,8 @@ from adapters.telegram.surface import (
     DraftSupport,
     TelegramChatSurface,
 )
+from bot.chat.conversations import ChatRequest, View
 from bot.commands import HELP, Reply
-from bot.conversations import ChatRequest, View
 from bot.core import Core
 from bot.display.text import split_message
 from bot.errors import BotError, UserError, ValidationError

@@ -14,11 +14,11 @@ from typing import Any, cast
 import aiohttp
 import pytest
 
+from bot.chat.tokens import REPLY_PRIMING, TokenCounter
 from bot.credits import CreditPolicy, CreditService
 from bot.errors import InsufficientCredits, StorageError
 from bot.minitoolai.types import Usage
 from bot.ports import Place, Store
-from bot.tokens import REPLY_PRIMING, TokenCounter
 from storage import open_store
 from tests.fakes.minitoolai import ChatScript
 from tests.integration.test_conversations import (

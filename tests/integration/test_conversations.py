@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.conversations import (
+from bot.chat.conversations import (
     MAX_USER_TEXT_CHARS,
     AnswerResult,
     ChatLimits,
@@ -27,6 +27,7 @@ from bot.conversations import (
     ConversationService,
     View,
 )
+from bot.chat.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, TokenCounter
 from bot.credits import CreditPolicy, CreditService
 from bot.display.streaming import PacingPolicy
 from bot.errors import PaymentRequired, ServiceUnavailable, ValidationError
@@ -35,7 +36,6 @@ from bot.minitoolai.prices import PriceTable
 from bot.minitoolai.types import Usage
 from bot.ports import Account, Actor, ConversationKey, Place, Store, StoredImage, Turn
 from bot.preferences import ChatDefaults, Preferences
-from bot.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, TokenCounter
 from tests.fakes.minitoolai import PNG_BYTES, ChatScript, FakeMiniToolAI
 from tests.fakes.surfaces import Call, RecordingSurface
 

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from bot.chat.conversations import ChatLimits, ChatRequest, ConversationService, View
+from bot.chat.tokens import TokenCounter
 from bot.commands import Commands
-from bot.conversations import ChatLimits, ChatRequest, ConversationService, View
 from bot.credits import CreditPolicy, CreditService
 from bot.display.streaming import PacingPolicy
 from bot.errors import NotAllowed, ValidationError
@@ -17,7 +18,6 @@ from bot.minitoolai.prices import PriceTable
 from bot.minitoolai.types import ChatEvent, ChatMessage, ChatParams, StreamEnd, TextDelta, Usage
 from bot.ports import Account, Actor, Place
 from bot.preferences import ChatDefaults, Preferences
-from bot.tokens import TokenCounter
 from tests.fakes.memory_store import MemoryStore
 from tests.fakes.surfaces import RecordingSurface
 

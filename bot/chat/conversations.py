@@ -30,6 +30,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bot.chat.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, TokenCounter
 from bot.credits import CreditService, Hold
 from bot.display.streaming import Outcome, PacingPolicy, StreamPresenter, Surface, TokenBucket
 from bot.errors import MiniToolAIError, StreamInterrupted, ValidationError
@@ -38,7 +39,6 @@ from bot.minitoolai.types import ChatEvent, ChatMessage, ChatParams, ImageInput,
 from bot.minitoolai.validation import validate_chat
 from bot.ports import Account, ConversationKey, ConversationStore, Place, StoredImage, Turn, TurnStatus
 from bot.preferences import Effective, Preferences
-from bot.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, TokenCounter
 
 logger = logging.getLogger(__name__)
 

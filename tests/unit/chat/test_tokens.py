@@ -1,4 +1,4 @@
-"""bot.tokens: the offline estimate is generous, and calibration moves toward usage within bounds."""
+"""bot.chat.tokens: the offline estimate is generous, and calibration moves toward usage within bounds."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.tokens import IMAGE_TOKENS, MESSAGE_OVERHEAD, TokenCounter, estimate_tokens
+from bot.chat.tokens import IMAGE_TOKENS, MESSAGE_OVERHEAD, TokenCounter, estimate_tokens
 
 
 @pytest.mark.parametrize(
