@@ -57,8 +57,8 @@ import aiohttp
 
 import storage
 from bot.credits import CreditPolicy, CreditService
-from bot.image_options import ImageOptions
-from bot.images import ImageConfig, ImageService
+from bot.images.options import ImageOptions
+from bot.images.service import ImageConfig, ImageService
 from bot.minitoolai import MiniToolAIClient, PriceTable
 from bot.ports import Account, Place, Store
 from bot.preferences import ChatDefaults, Preferences

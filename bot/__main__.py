@@ -27,7 +27,7 @@ from bot.core import Core
 from bot.credits import CreditPolicy, CreditService
 from bot.credits.money import parse_amount
 from bot.errors import BotError, ConfigError
-from bot.images import ImageConfig, ImageService
+from bot.images.service import ImageConfig, ImageService
 from bot.logs import configure_logging
 from bot.maintenance import prune_until
 from bot.minitoolai.client import ClientTimeouts, MiniToolAIClient

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from bot.chat.conversations import ConversationService
 from bot.commands import Commands
 from bot.credits import CreditService
-from bot.images import ImageService
+from bot.images.service import ImageService
 from bot.preferences import Preferences
 
 

@@ -2,7 +2,7 @@
 
 ``storage/`` implements the stores here; each adapter implements :class:`Adapter` and the
 surfaces its services show things on, which live beside the code that drives them:
-``bot.display.streaming.Surface`` (a streaming answer) and ``bot.images.ImageSurface`` /
+``bot.display.streaming.Surface`` (a streaming answer) and ``bot.images.service.ImageSurface`` /
 ``SurfaceFactory`` (an image job's progress and result). The core depends only on these
 names, never on a database driver or a platform library.
 

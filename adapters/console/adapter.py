@@ -18,7 +18,7 @@ from bot.chat.conversations import ChatRequest, View
 from bot.core import Core
 from bot.display.streaming import Outcome, PacingPolicy
 from bot.errors import BotError, UserError
-from bot.image_options import parse_imagine_args
+from bot.images.options import parse_imagine_args
 from bot.minitoolai.types import DownloadedImage
 from bot.ports import Account, Actor, ImageJob, Place
 

@@ -25,7 +25,7 @@ from bot.chat.conversations import ChatRequest
 from bot.commands import HELP, Reply
 from bot.core import Core
 from bot.errors import ValidationError
-from bot.image_options import SIZE_PRESETS, ImageOptions
+from bot.images.options import SIZE_PRESETS, ImageOptions
 from bot.minitoolai.models import (
     CFG_SCALE_RANGE,
     CHAT_MODELS,

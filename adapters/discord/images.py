@@ -22,8 +22,8 @@ from adapters.discord.views import image_view
 from bot.core import Core
 from bot.display.text import truncate
 from bot.errors import ValidationError
-from bot.image_options import ImageOptions
-from bot.images import ImageService
+from bot.images.options import ImageOptions
+from bot.images.service import ImageService
 from bot.minitoolai.types import DownloadedImage
 from bot.ports import ImageJob
 

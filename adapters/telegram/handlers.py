@@ -65,7 +65,7 @@ from bot.commands import HELP, Reply
 from bot.core import Core
 from bot.display.text import split_message
 from bot.errors import BotError, UserError, ValidationError
-from bot.image_options import parse_imagine_args, usage_text
+from bot.images.options import parse_imagine_args, usage_text
 from bot.minitoolai.models import CHAT_MODELS
 from bot.ports import Actor, StoredImage
 

@@ -15,8 +15,8 @@ import pytest
 
 from bot.credits import CreditPolicy, CreditService
 from bot.errors import InsufficientCredits, NotAllowed, QueueFull, ValidationError
-from bot.image_options import ImageOptions
-from bot.images import ImageConfig, ImageService
+from bot.images.options import ImageOptions
+from bot.images.service import ImageConfig, ImageService
 from bot.minitoolai import MiniToolAIClient, PriceTable
 from bot.ports import Account, Actor, ImageJob, Place, Store
 from bot.preferences import ChatDefaults, Preferences

@@ -45,9 +45,9 @@ from bot.errors import (
     ServiceUnavailable,
     ValidationError,
 )
-from bot.image_options import ImageOptions, to_params
-from bot.image_progress import ProgressBoard
-from bot.image_queue import FairQueue, ordinal
+from bot.images.options import ImageOptions, to_params
+from bot.images.progress import ProgressBoard
+from bot.images.queue import FairQueue, ordinal
 from bot.minitoolai.types import (
     DownloadedImage,
     ImageJobRef,

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from bot.display.streaming import PacingPolicy, TokenBucket
 from bot.errors import PlatformRateLimited
-from bot.image_progress import ProgressBoard
-from bot.image_queue import FairQueue, ordinal
-from bot.images import ImageConfig, caption_for, poll_delays
+from bot.images.progress import ProgressBoard
+from bot.images.queue import FairQueue, ordinal
+from bot.images.service import ImageConfig, caption_for, poll_delays
 from bot.minitoolai.types import ImageParams
 from tests.fakes.virtual_time import VirtualTime
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import ValidationError
-from bot.image_options import (
+from bot.images.options import (
     SIZE_PRESETS,
     ImageOptions,
     parse_imagine_args,
