@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.errors import InsufficientCredits, StorageError
-from bot.ports import Account, EntryKind, LedgerEntry, Reservation
+from bot.errors import InsufficientCredits, SpendingLimitReached, StorageError
+from bot.ports import Account, Counter, EntryKind, LedgerEntry, Reservation
 from storage.common import (
     entry_from_row,
     load_mapping,
@@ -35,6 +35,9 @@ _RESERVATION_COLUMNS = (
 )
 
 
+SPENDING_META = "spending_counters"  # a reservation's meta: the counters its hold moved
+
+
 def _dollars(micro: int) -> str:
     return f"${micro / 1_000_000:,.4f}"
 
@@ -42,7 +45,9 @@ def _dollars(micro: int) -> str:
 class LedgerMixin:
     _db: Database
 
-    async def open_account(self, account: Account, *, starting_grant: int, reason: str) -> int:
+    async def open_account(
+        self, account: Account, *, starting_grant: int, reason: str, grants: Counter | None = None
+    ) -> int:
         if starting_grant < 0:
             raise ValueError("A starting grant must not be negative.")
         key = f"open:{account.platform}:{account.holder}"
@@ -51,8 +56,11 @@ class LedgerMixin:
                 await _ensure_account(tx, account)
                 if await _key_used(tx, key):
                     return await _balance(tx, account)
+                meta = None
+                if starting_grant and grants is not None and not await _count(tx, grants, 1):
+                    starting_grant, meta = 0, {"grant_withheld": True}
                 balance = await _credit(tx, account, starting_grant)
-                await _record(tx, account, "grant", starting_grant, balance, reason, key)
+                await _record(tx, account, "grant", starting_grant, balance, reason, key, meta=meta)
                 return balance
         except Rollback:
             return await self._balance_or_zero(account)
@@ -121,9 +129,12 @@ class LedgerMixin:
         reason: str,
         spender: Account | None = None,
         meta: Mapping[str, Any] | None = None,
+        spending: Sequence[Counter] = (),
     ) -> bool:
         if amount < 0:
             raise ValueError("A reservation must not be negative.")
+        if spending:
+            meta = {**(meta or {}), SPENDING_META: [c.key for c in spending]}
         try:
             async with self._db.write() as tx:
                 if await tx.fetchval("SELECT 1 FROM reservations WHERE id = ?", reservation_id):
@@ -131,6 +142,10 @@ class LedgerMixin:
                 balance = await _move(tx, account, -amount)
                 if balance is None:
                     return False
+                # After the account, as settle does: every writer takes the rows in one order.
+                for counter in spending:
+                    if not await _count(tx, counter, amount):
+                        raise SpendingLimitReached(key=counter.key, limit=counter.limit or 0)
                 await _insert_reservation(tx, reservation_id, account, amount, purpose, spender, meta)
                 await _record(
                     tx,
@@ -178,6 +193,8 @@ class LedgerMixin:
                 kept = min(charged, reservation.amount)
                 refund = reservation.amount - kept
                 balance = await _credit(tx, reservation.account, refund)
+                for key in _spending_keys(reservation.meta):
+                    await _uncount(tx, key, refund)
                 await _record(
                     tx,
                     reservation.account,
@@ -220,6 +237,20 @@ class LedgerMixin:
                 f"SELECT {_RESERVATION_COLUMNS} FROM reservations WHERE id = ?", reservation_id
             )
         return None if row is None else reservation_from_row(row)
+
+    async def counter(self, key: str) -> int:
+        async with self._db.read() as tx:
+            value = await tx.fetchval("SELECT value FROM counters WHERE key = ?", key)
+        return 0 if value is None else int(value)
+
+    async def claim_once(self, key: str) -> bool:
+        async with self._db.write() as tx:
+            claimed = await tx.fetchval(
+                "INSERT INTO claims (key, claimed_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING RETURNING key",
+                key,
+                utcnow(),
+            )
+        return claimed is not None
 
     async def open_reservations(self) -> list[Reservation]:
         async with self._db.read() as tx:
@@ -275,6 +306,38 @@ class LedgerMixin:
 
     async def _balance_or_zero(self, account: Account) -> int:
         return await self.balance(account) or 0
+
+
+async def _count(tx: Tx, counter: Counter, amount: int) -> bool:
+    """Add ``amount`` to a counter unless that passes its limit; False (and no change) if it would."""
+    await tx.execute(
+        "INSERT INTO counters (key, value, updated_at) VALUES (?, 0, ?) ON CONFLICT (key) DO NOTHING",
+        counter.key,
+        utcnow(),
+    )
+    sql = "UPDATE counters SET value = value + ?, updated_at = ? WHERE key = ?"
+    args: list[object] = [amount, utcnow(), counter.key]
+    if counter.limit is not None:
+        # One atomic statement under the row's lock: concurrent writers re-check the new value.
+        sql += " AND value + ? <= ?"
+        args += [amount, counter.limit]
+    return await tx.fetchval(sql + " RETURNING value", *args) is not None
+
+
+async def _uncount(tx: Tx, key: str, amount: int) -> None:
+    if amount:
+        await tx.execute(
+            "UPDATE counters SET value = value - ?, updated_at = ? WHERE key = ? AND value >= ?",
+            amount,
+            utcnow(),
+            key,
+            amount,
+        )
+
+
+def _spending_keys(meta: Mapping[str, Any]) -> list[str]:
+    keys = meta.get(SPENDING_META)
+    return [k for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
 
 
 def _settled_where(account: Account, spender: Account | None) -> tuple[str, list[object]]:
