@@ -25,6 +25,7 @@ from bot.chat.tokens import TokenCounter
 from bot.commands import Commands, CreditCommands
 from bot.core import Core
 from bot.credits import CreditPolicy, CreditService
+from bot.credits.limits import BotLimits
 from bot.credits.money import parse_amount
 from bot.errors import BotError, ConfigError
 from bot.images.service import ImageConfig, ImageService
@@ -127,6 +128,14 @@ def credit_policy(settings: Settings) -> CreditPolicy:
     )
 
 
+def bot_limits(settings: Settings) -> BotLimits:
+    return BotLimits(
+        daily_spending=parse_amount(str(settings.spending_limit_daily_usd)),
+        monthly_spending=parse_amount(str(settings.spending_limit_monthly_usd)),
+        grants_per_day=settings.new_user_grants_per_day,
+    )
+
+
 def price_table(settings: Settings) -> PriceTable:
     try:
         overrides = parse_price_overrides(settings.price_overrides)
@@ -136,7 +145,9 @@ def price_table(settings: Settings) -> PriceTable:
 
 
 def build_core(settings: Settings, store: Store, client: MiniToolAIClient, tokens: TokenCounter) -> Core:
-    credits = CreditService(store, price_table(settings), credit_policy(settings))
+    credits = CreditService(
+        store, price_table(settings), credit_policy(settings), limits=bot_limits(settings)
+    )
     defaults = ChatDefaults(
         model=settings.default_chat_model,
         system_prompt=settings.default_system_prompt,
@@ -328,7 +339,9 @@ def _community(text: str) -> Place:
 
 async def credits_command(settings: Settings, args: argparse.Namespace) -> str:
     async with open_store(settings) as store:
-        credits = CreditService(store, price_table(settings), credit_policy(settings))
+        credits = CreditService(
+            store, price_table(settings), credit_policy(settings), limits=bot_limits(settings)
+        )
         owner = Actor(CLI_OWNER)
         commands = CreditCommands(credits)
         op = args.credits_command

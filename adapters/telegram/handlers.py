@@ -26,7 +26,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatMemberStatus
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -53,6 +53,7 @@ from adapters.telegram.messages import (
     words,
 )
 from adapters.telegram.pacing import MAX_MESSAGE, ChatPacing
+from adapters.telegram.private import TelegramPrivate
 from adapters.telegram.surface import (
     REGENERATE_DATA,
     STOP_DATA,
@@ -291,17 +292,7 @@ class Handlers:
         False when Telegram does not let the bot write first (the person never opened a chat
         with it): the reply then goes to the group, which is where the person asked.
         """
-        user_chat = int(who.user.holder)
-        try:
-            for piece in split_message(text, MAX_MESSAGE):
-                await self._pacing.run(user_chat, lambda piece=piece: bot.send_message(user_chat, piece))  # type: ignore[misc]
-        except Forbidden:
-            return False
-        except BadRequest as exc:
-            if "chat not found" not in exc.message.lower():
-                raise
-            return False
-        return True
+        return await TelegramPrivate(bot, self._pacing).send_private(who.user.holder, text)
 
     async def _core_command(
         self, name: str, args: str, actor: Actor, who: Incoming, message: Message

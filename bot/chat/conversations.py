@@ -335,6 +335,7 @@ class ConversationService:
                     # Nothing was shown: the adapter tells the person its own way (ephemeral on
                     # Discord), so the error is raised rather than posted as an answer.
                     await self._credits.release(answer.hold, reason=f"upstream error: {type(exc).__name__}")
+                    await self._credits.alerts.upstream_refused(exc)  # 401/402/403: tell the owners once
                     raise
                 logger.warning(
                     "answer in %s cut off after %d deltas: %s", answer.key, len(answer.deltas), exc

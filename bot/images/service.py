@@ -542,6 +542,7 @@ class ImageService:
             ref = await self._client.submit_image(ImageParams(**job.params))
         except MiniToolAIError as exc:
             logger.warning("image job %s: submit failed: %s", job.id, exc)
+            await self._credits.alerts.upstream_refused(exc)  # 401/402/403: tell the owners once
             raise _Failure("failed", _submit_reason(exc)) from exc
         deadline = self._clock() + timedelta(seconds=self.config.deadline)
         job = dataclasses.replace(
@@ -732,9 +733,9 @@ def _submit_reason(exc: MiniToolAIError) -> str:
     if isinstance(exc, RateLimited):
         return "MiniToolAI is busy right now, please try again in a minute"
     if isinstance(exc, PaymentRequired):
-        return "the bot owner's MiniToolAI balance is empty"
+        return "the bot's owner needs to top up their MiniToolAI balance"
     if isinstance(exc, AuthenticationError):
-        return "the bot's MiniToolAI API key was refused"
+        return "the bot's owner needs to top up or check their MiniToolAI account"
     if isinstance(exc, InvalidRequest):
         return "MiniToolAI refused these options"
     if isinstance(exc, ServiceUnavailable):
