@@ -20,6 +20,7 @@ from fractions import Fraction
 import aiohttp
 
 import storage
+from bot.access.rates import RateLimits
 from bot.chat.conversations import ChatLimits, ConversationService
 from bot.chat.tokens import TokenCounter
 from bot.commands import Commands, CreditCommands
@@ -160,8 +161,11 @@ def build_core(settings: Settings, store: Store, client: MiniToolAIClient, token
         context_margin=settings.context_margin_tokens,
         max_context_tokens=settings.max_context_tokens,
     )
-    chat = ConversationService(store, client, credits, prefs, tokens, limits)
-    images = ImageService(store, client, credits, prefs, image_config(settings))
+    rates = RateLimits(
+        messages_per_minute=settings.user_messages_per_minute, images_per_hour=settings.user_images_per_hour
+    )
+    chat = ConversationService(store, client, credits, prefs, tokens, limits, rates=rates)
+    images = ImageService(store, client, credits, prefs, image_config(settings), rates=rates)
     return Core(
         chat=chat, credits=credits, prefs=prefs, commands=Commands(chat, credits, prefs), images=images
     )

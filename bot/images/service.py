@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Protocol
 
+from bot.access.rates import RateLimits
 from bot.credits import CreditService, Hold, RecoveryDecision, Resolver
 from bot.display.streaming import PacingPolicy, TokenBucket
 from bot.display.text import truncate
@@ -207,7 +208,9 @@ class ImageService:
         *,
         clock: Clock = utcnow,
         sleep: Sleep = asyncio.sleep,
+        rates: RateLimits | None = None,
     ) -> None:
+        self._rates = rates or RateLimits()
         self._store = store
         self._client = client
         self._credits = credits
@@ -285,6 +288,7 @@ class ImageService:
         """
         self._check_open()
         params = await self._resolve(place, options, is_admin=is_admin)
+        await self._rates.check_image(user)  # a valid request counts; nothing is reserved if too fast
         self._take_slot(user)
         try:
             return await self._create(user, place, params, surface)
