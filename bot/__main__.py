@@ -64,6 +64,8 @@ def _epilog() -> str:
         "  python -m bot db backup backup.sqlite3      consistent copy of the SQLite database, live\n"
         "  python -m bot credits show telegram:12345   a user's balance and spending\n"
         "  python -m bot credits grant discord:999 5   give a user $5 (or 5 credits)\n"
+        "  python -m bot credits limits                today's and this month's spending against the limits\n"
+        "  SPENDING_LIMIT_DAILY_USD=5 python -m bot    run the bot spending at most $5 a UTC day\n"
     )
 
 
@@ -107,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     allowance.add_argument("cap", nargs="?", default="", help="the refill never lifts a balance above this")
     spending = ops.add_parser("spending", help="what a community spent from its pool this month")
     spending.add_argument("community")
+    ops.add_parser("limits", help="the bot's spending today and this month against its limits")
     return parser
 
 
@@ -364,6 +367,8 @@ async def credits_command(settings: Settings, args: argparse.Namespace) -> str:
             return (await commands.starting_grant(owner, args.amount)).text
         if op == "allowance":
             return (await commands.allowance(owner, args.amount, args.period, args.cap)).text
+        if op == "limits":
+            return await credits.limits_report()
         since = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         return credits.render_spending(
             await credits.community_spending(owner, _community(args.community), since)

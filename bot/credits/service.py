@@ -275,6 +275,19 @@ class CreditService:
             await self.alerts.limit_reached(refused)
             raise refused from None
 
+    async def limits_report(self) -> str:
+        """The bot's spending (charged + held) of this UTC day and month against its limits, and grants."""
+        now = self._clock()
+        lines = []
+        for counter, name in zip(self.limits.spending(now), ("today (UTC)", "this month (UTC)"), strict=True):
+            spent = self.format_amount(await self.store.counter(counter.key))
+            limit = "no limit" if counter.limit is None else f"limit {self.format_amount(counter.limit)}"
+            lines.append(f"Spent {name}: {spent} ({limit})")
+        grants = self.limits.grants(now)
+        if grants is not None:
+            lines.append(f"Starting grants today: {await self.store.counter(grants.key)} of {grants.limit}")
+        return "\n".join(lines)
+
     async def _grant_withheld(self, user: Account) -> bool:
         """Whether the user opened on a day whose starting grants were all given already."""
         grants = await self.store.entries(user, limit=5, kinds=("grant",))
