@@ -44,6 +44,7 @@ from bot.errors import (
     QueueFull,
     RateLimited,
     ServiceUnavailable,
+    SpendingLimitReached,
     ValidationError,
 )
 from bot.images.options import ImageOptions, to_params
@@ -370,7 +371,8 @@ class ImageService:
         await self._store.create_job(job)  # first: from here on a restart knows about it
         try:
             hold = await self._reserve(job)
-        except InsufficientCredits as exc:
+        except (InsufficientCredits, SpendingLimitReached) as exc:
+            # Cancelled, so that a restart never runs a request that was refused.
             await self._store.save_job(dataclasses.replace(job, state="cancelled", error=str(exc)))
             raise
         try:
@@ -530,7 +532,7 @@ class ImageService:
             await self._deliver(job, hold, image)
         except _Failure as failure:
             await self._settle_failure(job, hold, failure)
-        except InsufficientCredits as exc:
+        except (InsufficientCredits, SpendingLimitReached) as exc:
             # Only a job resumed after a crash between storing and reserving can get here.
             await self._settle_failure(job, None, _Failure("cancelled", str(exc).rstrip(".")))
 

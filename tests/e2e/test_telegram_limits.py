@@ -13,7 +13,7 @@ from bot.credits.texts import GRANT_WITHHELD
 from bot.ports import Account
 from storage import open_store
 from tests.e2e.telegram_harness import CHAT_PATH, running_bot
-from tests.fakes.minitoolai import ChatScript
+from tests.fakes.minitoolai import ChatScript, ImageScript
 from tests.fakes.telegram import RecordedRequest
 from tests.integration.conftest import database_url  # noqa: F401  (SQLite and PostgreSQL)
 
@@ -230,3 +230,39 @@ async def test_a_refusal_for_credit_in_a_group_shows_no_balance(tmp_path: Path) 
     assert 2 == len(public)
     assert all("balance is" not in text and "$" not in text for text in public)
     assert [] == h.chat_requests()
+
+
+async def test_a_picture_refused_by_the_limit_is_never_made_even_after_a_restart(tmp_path: Path) -> None:
+    """/imagine past the daily limit: the member reads the limit sentence, and the refused job is
+    cancelled, so the next start does not run it."""
+    tiny = Decimal("0.000001")
+    async with running_bot(tmp_path, spending_limit_daily_usd=tiny) as h:
+        alice = h.tg.user("Alice")
+        h.tg.user_message(h.tg.private_chat(alice), alice, "/imagine a red fox")
+        await h.tg.wait_for(_sent_to(alice["id"], LIMIT_SENTENCE))
+    async with running_bot(tmp_path) as h:
+        bob = h.tg.user("Bob")
+        h.tg.user_message(h.tg.private_chat(bob), bob, "/imagine a blue fox")
+        await h.tg.wait_for(lambda r: r.method == "sendPhoto" and r.ok, 10)
+
+    assert ["a blue fox"] == [job.prompt for job in h.ai.image_jobs()]
+
+
+async def test_minitoolai_refusing_a_picture_tells_the_member_and_alerts_the_owner(tmp_path: Path) -> None:
+    """402 when submitting a picture: the member reads that the owner needs to top up; one owner alert."""
+    async with running_bot(tmp_path, bot_admin_ids=ADMINS) as h:
+        owner = h.tg.user("Owner")
+        h.tg.private_chat(owner)
+        alice = h.tg.user("Alice")
+        h.ai.image_scripts.extend([ImageScript(http_status=402), ImageScript(http_status=402)])
+        for prompt in ("a fox", "a cat"):
+            start = len(h.tg.requests)
+            h.tg.user_message(h.tg.private_chat(alice), alice, f"/imagine {prompt}")
+            await h.tg.wait_for(
+                lambda r: r.ok and "needs to top up" in str(r.params.get("text")), start=start
+            )
+        await h.tg.wait_for(_sent_to(OWNER_ID, "balance is empty"))
+        alerts = _count(h.tg.requests, "balance is empty", OWNER_ID)
+
+    assert 1 == alerts
+    assert [] == h.ai.image_jobs()
