@@ -142,10 +142,6 @@ class LedgerMixin:
                 balance = await _move(tx, account, -amount)
                 if balance is None:
                     return False
-                # After the account, as settle does: every writer takes the rows in one order.
-                for counter in spending:
-                    if not await _count(tx, counter, amount):
-                        raise SpendingLimitReached(key=counter.key, limit=counter.limit or 0)
                 await _insert_reservation(tx, reservation_id, account, amount, purpose, spender, meta)
                 await _record(
                     tx,
@@ -158,6 +154,11 @@ class LedgerMixin:
                     reservation_id=reservation_id,
                     meta=meta,
                 )
+                # Last, so the bot-wide rows every hold moves stay locked only until the commit;
+                # after the account, as in settle: every writer takes the rows in one order.
+                for counter in spending:
+                    if not await _count(tx, counter, amount):
+                        raise SpendingLimitReached(key=counter.key, limit=counter.limit or 0)
                 return True
         except Rollback as lost:
             return bool(lost.result)
@@ -193,8 +194,6 @@ class LedgerMixin:
                 kept = min(charged, reservation.amount)
                 refund = reservation.amount - kept
                 balance = await _credit(tx, reservation.account, refund)
-                for key in _spending_keys(reservation.meta):
-                    await _uncount(tx, key, refund)
                 await _record(
                     tx,
                     reservation.account,
@@ -214,6 +213,8 @@ class LedgerMixin:
                     utcnow(),
                     reservation_id,
                 )
+                for key in _spending_keys(reservation.meta):  # last, as in reserve
+                    await _uncount(tx, key, refund)
                 return True
         except Rollback:
             return False
@@ -309,18 +310,21 @@ class LedgerMixin:
 
 
 async def _count(tx: Tx, counter: Counter, amount: int) -> bool:
-    """Add ``amount`` to a counter unless that passes its limit; False (and no change) if it would."""
-    await tx.execute(
-        "INSERT INTO counters (key, value, updated_at) VALUES (?, 0, ?) ON CONFLICT (key) DO NOTHING",
-        counter.key,
-        utcnow(),
+    """Add ``amount`` to a counter unless that passes its limit; False (and no change) if it would.
+
+    One upsert: the update re-checks the limit against the row's committed value under its lock,
+    so concurrent writers can never pass it together.
+    """
+    if counter.limit is not None and amount > counter.limit:
+        return False
+    sql = (
+        "INSERT INTO counters (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
+        " SET value = counters.value + excluded.value, updated_at = excluded.updated_at"
     )
-    sql = "UPDATE counters SET value = value + ?, updated_at = ? WHERE key = ?"
-    args: list[object] = [amount, utcnow(), counter.key]
+    args: list[object] = [counter.key, amount, utcnow()]
     if counter.limit is not None:
-        # One atomic statement under the row's lock: concurrent writers re-check the new value.
-        sql += " AND value + ? <= ?"
-        args += [amount, counter.limit]
+        sql += " WHERE counters.value + excluded.value <= ?"
+        args.append(counter.limit)
     return await tx.fetchval(sql + " RETURNING value", *args) is not None
 
 
