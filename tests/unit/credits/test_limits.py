@@ -10,7 +10,13 @@ import pytest
 from bot.credits import CreditPolicy, CreditService
 from bot.credits.limits import BotLimits, OwnerAlerts
 from bot.credits.texts import GRANT_WITHHELD
-from bot.errors import InsufficientCredits, PaymentRequired, ServiceUnavailable, SpendingLimitReached
+from bot.errors import (
+    AuthenticationError,
+    InsufficientCredits,
+    PaymentRequired,
+    ServiceUnavailable,
+    SpendingLimitReached,
+)
 from bot.minitoolai.prices import PriceTable
 from bot.minitoolai.types import Usage
 from bot.ports import Account
@@ -167,3 +173,20 @@ async def test_upstream_refusals_alert_once_per_kind_per_day() -> None:
     assert [1, 0, 0] == sent
     assert "top up" in inbox.sent[0][1]
     assert 1 == await alerts.upstream_refused(PaymentRequired(status=402), START + timedelta(days=1))
+
+
+async def test_a_refused_key_is_its_own_alert() -> None:
+    """401/403 alerts once too, separately from an empty balance, and names the key setting."""
+    alerts = OwnerAlerts(MemoryStore(), frozenset({"telegram:900"}))
+    inbox = Inbox()
+    alerts.register("telegram", inbox)
+
+    sent = [
+        await alerts.upstream_refused(AuthenticationError(status=403), START),
+        await alerts.upstream_refused(AuthenticationError(status=401), START),
+        await alerts.upstream_refused(PaymentRequired(status=402), START),
+    ]
+
+    assert [1, 0, 1] == sent
+    assert "MINITOOLAI_API_KEY" in inbox.sent[0][1]
+    assert "(403)" in inbox.sent[0][1]
