@@ -20,11 +20,13 @@ from fractions import Fraction
 import aiohttp
 
 import storage
+from bot.access.rates import RateLimits
 from bot.chat.conversations import ChatLimits, ConversationService
 from bot.chat.tokens import TokenCounter
 from bot.commands import Commands, CreditCommands
 from bot.core import Core
 from bot.credits import CreditPolicy, CreditService
+from bot.credits.limits import BotLimits
 from bot.credits.money import parse_amount
 from bot.errors import BotError, ConfigError
 from bot.images.service import ImageConfig, ImageService
@@ -62,6 +64,8 @@ def _epilog() -> str:
         "  python -m bot db backup backup.sqlite3      consistent copy of the SQLite database, live\n"
         "  python -m bot credits show telegram:12345   a user's balance and spending\n"
         "  python -m bot credits grant discord:999 5   give a user $5 (or 5 credits)\n"
+        "  python -m bot credits limits                today's and this month's spending against the limits\n"
+        "  SPENDING_LIMIT_DAILY_USD=5 python -m bot    run the bot spending at most $5 a UTC day\n"
     )
 
 
@@ -105,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     allowance.add_argument("cap", nargs="?", default="", help="the refill never lifts a balance above this")
     spending = ops.add_parser("spending", help="what a community spent from its pool this month")
     spending.add_argument("community")
+    ops.add_parser("limits", help="the bot's spending today and this month against its limits")
     return parser
 
 
@@ -127,6 +132,14 @@ def credit_policy(settings: Settings) -> CreditPolicy:
     )
 
 
+def bot_limits(settings: Settings) -> BotLimits:
+    return BotLimits(
+        daily_spending=parse_amount(str(settings.spending_limit_daily_usd)),
+        monthly_spending=parse_amount(str(settings.spending_limit_monthly_usd)),
+        grants_per_day=settings.new_user_grants_per_day,
+    )
+
+
 def price_table(settings: Settings) -> PriceTable:
     try:
         overrides = parse_price_overrides(settings.price_overrides)
@@ -136,7 +149,9 @@ def price_table(settings: Settings) -> PriceTable:
 
 
 def build_core(settings: Settings, store: Store, client: MiniToolAIClient, tokens: TokenCounter) -> Core:
-    credits = CreditService(store, price_table(settings), credit_policy(settings))
+    credits = CreditService(
+        store, price_table(settings), credit_policy(settings), limits=bot_limits(settings)
+    )
     defaults = ChatDefaults(
         model=settings.default_chat_model,
         system_prompt=settings.default_system_prompt,
@@ -149,8 +164,11 @@ def build_core(settings: Settings, store: Store, client: MiniToolAIClient, token
         context_margin=settings.context_margin_tokens,
         max_context_tokens=settings.max_context_tokens,
     )
-    chat = ConversationService(store, client, credits, prefs, tokens, limits)
-    images = ImageService(store, client, credits, prefs, image_config(settings))
+    rates = RateLimits(
+        messages_per_minute=settings.user_messages_per_minute, images_per_hour=settings.user_images_per_hour
+    )
+    chat = ConversationService(store, client, credits, prefs, tokens, limits, rates=rates)
+    images = ImageService(store, client, credits, prefs, image_config(settings), rates=rates)
     return Core(
         chat=chat, credits=credits, prefs=prefs, commands=Commands(chat, credits, prefs), images=images
     )
@@ -328,7 +346,9 @@ def _community(text: str) -> Place:
 
 async def credits_command(settings: Settings, args: argparse.Namespace) -> str:
     async with open_store(settings) as store:
-        credits = CreditService(store, price_table(settings), credit_policy(settings))
+        credits = CreditService(
+            store, price_table(settings), credit_policy(settings), limits=bot_limits(settings)
+        )
         owner = Actor(CLI_OWNER)
         commands = CreditCommands(credits)
         op = args.credits_command
@@ -347,6 +367,8 @@ async def credits_command(settings: Settings, args: argparse.Namespace) -> str:
             return (await commands.starting_grant(owner, args.amount)).text
         if op == "allowance":
             return (await commands.allowance(owner, args.amount, args.period, args.cap)).text
+        if op == "limits":
+            return await credits.limits_report()
         since = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         return credits.render_spending(
             await credits.community_spending(owner, _community(args.community), since)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from bot.chat.conversations import ConversationService
 from bot.credits import CreditService
 from bot.errors import ValidationError
-from bot.minitoolai.models import CHAT_MODELS
+from bot.minitoolai.models import CHAT_MODELS, IMAGE_MODELS
 from bot.ports import Account, Actor, Place
 from bot.preferences import Preferences
 
@@ -31,6 +31,7 @@ Commands:
 /context [channel | user]: one shared memory here, or one per person
 /credits: your balance and spending · /usage: your last charges · /prices: what things cost
 Admins: /grant /take /setbalance <user> <amount> · /pool fund|cap <amount> · /spending
+/chatmodels, /imagemodels [names | all]: the models this community may use
 """
 
 
@@ -182,6 +183,32 @@ class Commands(CreditCommands):
             if chosen == "channel"
             else "Everyone here now has their own conversation with me."
         )
+
+    # ------------------------------------------------------------ allowed models (community admins)
+
+    async def chat_models(self, actor: Actor, place: Place, names: str = "") -> Reply:
+        """Show, or (admins) restrict, the chat models the community may use; ``all`` lifts it."""
+        if names.strip():
+            await self._prefs.set_chat_models(actor, place, _model_names(names))
+        allowed = (await self._prefs.effective(place)).allowed_chat_models
+        return Reply(_allowed_text("Chat", allowed, tuple(CHAT_MODELS)))
+
+    async def image_models(self, actor: Actor, place: Place, names: str = "") -> Reply:
+        if names.strip():
+            await self._prefs.set_image_models(actor, place, allowed=_model_names(names))
+        allowed = (await self._prefs.effective(place)).allowed_image_models
+        return Reply(_allowed_text("Image", allowed, tuple(IMAGE_MODELS)))
+
+
+def _model_names(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip().lower() for n in text.replace(",", " ").split() if n.strip()))
+    return () if names in (("all",), ("any",)) else names
+
+
+def _allowed_text(kind: str, allowed: tuple[str, ...], every: tuple[str, ...]) -> str:
+    if not allowed:
+        return f"{kind} models allowed here: all ({', '.join(every)})."
+    return f"{kind} models allowed here: {', '.join(allowed)}."
 
 
 def _community(place: Place | None) -> Place | None:

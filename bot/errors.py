@@ -8,7 +8,9 @@ asked; the owner's log gets ``str(exc)`` (which never contains a secret).
     │   ├── ValidationError       a parameter out of range, an unknown model, ...
     │   ├── InsufficientCredits   the reservation does not fit the balance
     │   ├── NotAllowed            an admin command from a non-admin, a model the community forbids
-    │   └── QueueFull             too many requests in flight for this user
+    │   ├── QueueFull             too many requests in flight for this user
+    │   ├── SpendingLimitReached  the bot's daily or monthly spending limit would be passed
+    │   └── TooFast               over USER_MESSAGES_PER_MINUTE / USER_IMAGES_PER_HOUR
     ├── MiniToolAIError           the upstream API said no, or could not be reached
     │   ├── AuthenticationError   401/403: the owner's API key is wrong
     │   ├── PaymentRequired       402: the owner's MiniToolAI balance is empty
@@ -52,7 +54,13 @@ class ValidationError(UserError):
 
 
 class InsufficientCredits(UserError):
-    """A reservation does not fit the balance; nothing was sent upstream."""
+    """A reservation does not fit the balance; nothing was sent upstream.
+
+    ``str(exc)`` shows the balance: only the person may see it. ``public_message`` is what a
+    group or server channel may see.
+    """
+
+    public_message = "You don't have enough credit for this."
 
     def __init__(self, message: str, *, balance: int = 0, needed: int = 0) -> None:
         super().__init__(message)
@@ -66,6 +74,29 @@ class NotAllowed(UserError):
 
 class QueueFull(UserError):
     """The person already has as many requests waiting as allowed."""
+
+
+class SpendingLimitReached(UserError):
+    """The bot-wide spending limit of a period (``"day"`` or ``"month"``) would be passed."""
+
+    def __init__(self, message: str = "", *, period: str = "day", key: str = "", limit: int = 0) -> None:
+        when = "tomorrow (after 00:00 UTC)" if period == "day" else "next month"
+        super().__init__(
+            message
+            or f"The bot has reached the {'daily' if period == 'day' else 'monthly'} spending limit its "
+            f"owner set, so I can't do this now. Please try again {when}. You were not charged."
+        )
+        self.period = period
+        self.key = key
+        self.limit = limit
+
+
+class TooFast(UserError):
+    """More requests than the owner allows per minute or hour; ``retry_after`` in seconds."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class MiniToolAIError(BotError):
@@ -89,14 +120,15 @@ class MiniToolAIError(BotError):
 
 class AuthenticationError(MiniToolAIError):
     user_message = (
-        "The bot's MiniToolAI API key was refused. The bot owner needs to check MINITOOLAI_API_KEY."
+        "The bot's owner needs to top up or check their MiniToolAI account, so I can't answer "
+        "right now. You were not charged."
     )
 
 
 class PaymentRequired(MiniToolAIError):
     user_message = (
-        "The bot owner's MiniToolAI balance is empty, so I can't answer right now. "
-        "Your credits were not charged."
+        "The bot's owner needs to top up their MiniToolAI balance, so I can't answer right now. "
+        "You were not charged."
     )
 
 

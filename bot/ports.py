@@ -152,6 +152,7 @@ class ChannelSettings:
     context_mode: ContextMode | None = None
     image_model: str | None = None
     allowed_image_models: tuple[str, ...] | None = None  # None = inherit; () = all allowed
+    allowed_chat_models: tuple[str, ...] | None = None  # None = inherit; () = all allowed
     auto_thread: bool | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # room for later issues, stored as JSON
 
@@ -201,9 +202,25 @@ class Reservation:
     closed_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Counter:
+    """A bot-wide total the store keeps per period (``key``, e.g. ``spending:day:2026-12-02``),
+    moved in the same transaction as the change it counts, never past ``limit`` (None = no limit)."""
+
+    key: str
+    limit: int | None = None
+
+
 class LedgerStore(Protocol):
-    async def open_account(self, account: Account, *, starting_grant: int, reason: str) -> int:
-        """Create the account once (with its starting grant as a ledger entry); return the balance."""
+    async def open_account(
+        self, account: Account, *, starting_grant: int, reason: str, grants: Counter | None = None
+    ) -> int:
+        """Create the account once (with its starting grant as a ledger entry); return the balance.
+
+        With ``grants``, the grant is given only while that counter of grants is under its limit
+        (it counts one more); past it the account opens at 0 with an entry whose meta says
+        ``{"grant_withheld": true}``.
+        """
 
     async def balance(self, account: Account) -> int | None:
         """The balance, or None for an account that was never opened."""
@@ -242,10 +259,14 @@ class LedgerStore(Protocol):
         reason: str,
         spender: Account | None = None,
         meta: Mapping[str, Any] | None = None,
+        spending: Sequence[Counter] = (),
     ) -> bool:
         """Take ``amount`` from the balance if it fits, whatever runs concurrently.
 
         False when it does not fit (nothing changes). Re-using an id is a no-op returning True.
+        Each ``spending`` counter grows by ``amount`` in the same transaction; one that would pass
+        its limit raises ``bot.errors.SpendingLimitReached`` (nothing changes). Settling gives
+        back what was not charged, releasing all of it, so a counter is "charged + still held".
         """
 
     async def settle(
@@ -267,6 +288,12 @@ class LedgerStore(Protocol):
         """
 
     async def get_reservation(self, reservation_id: str) -> Reservation | None: ...
+
+    async def counter(self, key: str) -> int:
+        """The value of a counter (0 if it was never moved)."""
+
+    async def claim_once(self, key: str) -> bool:
+        """True for the first caller ever of ``key`` (across processes), False afterwards."""
 
     async def open_reservations(self) -> list[Reservation]: ...
 
@@ -331,6 +358,13 @@ class Store(ConversationStore, SettingsStore, LedgerStore, ImageJobStore, Protoc
 
 
 # ---------------------------------------------------------------- adapters
+
+
+class PrivateMessenger(Protocol):
+    """Sends a private message to an account of one platform (owner alerts); the adapters implement it."""
+
+    async def send_private(self, holder: str, text: str) -> bool:
+        """Deliver ``text`` privately to user ``holder``; False if the platform will not let us."""
 
 
 class Adapter(Protocol):

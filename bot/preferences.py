@@ -39,6 +39,7 @@ class Effective:
     context_mode: ContextMode
     image_model: str
     allowed_image_models: tuple[str, ...]  # () = every model
+    allowed_chat_models: tuple[str, ...]  # () = every model
     auto_thread: bool
     extra: dict[str, Any]
 
@@ -75,13 +76,18 @@ class Preferences:
         for layer in reversed(layers):
             extra.update(layer.extra)
         d = self._defaults
+        allowed_chat = tuple(pick("allowed_chat_models", ()))
+        model = pick("model", d.model)
+        if allowed_chat and model not in allowed_chat:
+            model = allowed_chat[0]  # the chosen model was restricted away; the first allowed one stands in
         return Effective(
-            model=pick("model", d.model),
+            model=model,
             system_prompt=pick("system_prompt", d.system_prompt),
             temperature=pick("temperature", d.temperature),
             context_mode=pick("context_mode", "channel"),
             image_model=pick("image_model", d.image_model),
             allowed_image_models=tuple(pick("allowed_image_models", ())),
+            allowed_chat_models=allowed_chat,
             auto_thread=bool(pick("auto_thread", False)),
             extra=extra,
         )
@@ -100,8 +106,22 @@ class Preferences:
             raise ValidationError(
                 f"I don't know the model “{model}”. Choose one of: {', '.join(CHAT_MODELS)}."
             )
+        allowed = (await self.effective(place)).allowed_chat_models
+        if allowed and name not in allowed:
+            raise NotAllowed(
+                f"The chat model {name} is not allowed here. Choose one of: {', '.join(allowed)}."
+            )
         await self.update(actor, place, "change the model", model=name)
         return name
+
+    async def set_chat_models(self, actor: Actor, place: Place, allowed: tuple[str, ...]) -> None:
+        """Restrict the chat models a community may use (``()`` = every model)."""
+        for name in allowed:
+            if name not in CHAT_MODELS:
+                raise ValidationError(
+                    f"I don't know the chat model “{name}”. Choose from: {', '.join(CHAT_MODELS)}."
+                )
+        await self.update(actor, place.community, "change the allowed models", allowed_chat_models=allowed)
 
     async def set_system_prompt(self, actor: Actor, place: Place, prompt: str | None) -> None:
         if prompt is not None:

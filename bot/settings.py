@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     bot_admin_ids: str = ""
     trust_community_admins: bool = False
 
+    # --- limits: how much (bot-wide, 0 = none) and how fast (per member, 0 = off)
+    spending_limit_daily_usd: Decimal = Field(Decimal("0"), ge=0)
+    spending_limit_monthly_usd: Decimal = Field(Decimal("0"), ge=0)
+    user_messages_per_minute: int = Field(0, ge=0)
+    user_images_per_hour: int = Field(0, ge=0)
+    new_user_grants_per_day: int = Field(0, ge=0)
+
     # --- operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -172,8 +172,9 @@ def settings_from_json(text: str) -> ChannelSettings:
         # Written by a newer version: keep what we understand rather than failing.
         logger.warning("ignoring unknown channel settings fields %s", unknown)
     values = {k: v for k, v in data.items() if k in known}
-    if isinstance(values.get("allowed_image_models"), list):
-        values["allowed_image_models"] = tuple(values["allowed_image_models"])
+    for name in ("allowed_image_models", "allowed_chat_models"):
+        if isinstance(values.get(name), list):
+            values[name] = tuple(values[name])
     values["extra"] = dict(values.get("extra") or {})
     return ChannelSettings(**values)
 

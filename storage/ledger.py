@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.errors import InsufficientCredits, StorageError
-from bot.ports import Account, EntryKind, LedgerEntry, Reservation
+from bot.errors import InsufficientCredits, SpendingLimitReached, StorageError
+from bot.ports import Account, Counter, EntryKind, LedgerEntry, Reservation
 from storage.common import (
     entry_from_row,
     load_mapping,
@@ -35,6 +35,9 @@ _RESERVATION_COLUMNS = (
 )
 
 
+SPENDING_META = "spending_counters"  # a reservation's meta: the counters its hold moved
+
+
 def _dollars(micro: int) -> str:
     return f"${micro / 1_000_000:,.4f}"
 
@@ -42,7 +45,9 @@ def _dollars(micro: int) -> str:
 class LedgerMixin:
     _db: Database
 
-    async def open_account(self, account: Account, *, starting_grant: int, reason: str) -> int:
+    async def open_account(
+        self, account: Account, *, starting_grant: int, reason: str, grants: Counter | None = None
+    ) -> int:
         if starting_grant < 0:
             raise ValueError("A starting grant must not be negative.")
         key = f"open:{account.platform}:{account.holder}"
@@ -51,8 +56,11 @@ class LedgerMixin:
                 await _ensure_account(tx, account)
                 if await _key_used(tx, key):
                     return await _balance(tx, account)
+                meta = None
+                if starting_grant and grants is not None and not await _count(tx, grants, 1):
+                    starting_grant, meta = 0, {"grant_withheld": True}
                 balance = await _credit(tx, account, starting_grant)
-                await _record(tx, account, "grant", starting_grant, balance, reason, key)
+                await _record(tx, account, "grant", starting_grant, balance, reason, key, meta=meta)
                 return balance
         except Rollback:
             return await self._balance_or_zero(account)
@@ -121,9 +129,12 @@ class LedgerMixin:
         reason: str,
         spender: Account | None = None,
         meta: Mapping[str, Any] | None = None,
+        spending: Sequence[Counter] = (),
     ) -> bool:
         if amount < 0:
             raise ValueError("A reservation must not be negative.")
+        if spending:
+            meta = {**(meta or {}), SPENDING_META: [c.key for c in spending]}
         try:
             async with self._db.write() as tx:
                 if await tx.fetchval("SELECT 1 FROM reservations WHERE id = ?", reservation_id):
@@ -143,6 +154,11 @@ class LedgerMixin:
                     reservation_id=reservation_id,
                     meta=meta,
                 )
+                # Last, so the bot-wide rows every hold moves stay locked only until the commit;
+                # after the account, as in settle: every writer takes the rows in one order.
+                for counter in spending:
+                    if not await _count(tx, counter, amount):
+                        raise SpendingLimitReached(key=counter.key, limit=counter.limit or 0)
                 return True
         except Rollback as lost:
             return bool(lost.result)
@@ -197,6 +213,8 @@ class LedgerMixin:
                     utcnow(),
                     reservation_id,
                 )
+                for key in _spending_keys(reservation.meta):  # last, as in reserve
+                    await _uncount(tx, key, refund)
                 return True
         except Rollback:
             return False
@@ -220,6 +238,20 @@ class LedgerMixin:
                 f"SELECT {_RESERVATION_COLUMNS} FROM reservations WHERE id = ?", reservation_id
             )
         return None if row is None else reservation_from_row(row)
+
+    async def counter(self, key: str) -> int:
+        async with self._db.read() as tx:
+            value = await tx.fetchval("SELECT value FROM counters WHERE key = ?", key)
+        return 0 if value is None else int(value)
+
+    async def claim_once(self, key: str) -> bool:
+        async with self._db.write() as tx:
+            claimed = await tx.fetchval(
+                "INSERT INTO claims (key, claimed_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING RETURNING key",
+                key,
+                utcnow(),
+            )
+        return claimed is not None
 
     async def open_reservations(self) -> list[Reservation]:
         async with self._db.read() as tx:
@@ -275,6 +307,41 @@ class LedgerMixin:
 
     async def _balance_or_zero(self, account: Account) -> int:
         return await self.balance(account) or 0
+
+
+async def _count(tx: Tx, counter: Counter, amount: int) -> bool:
+    """Add ``amount`` to a counter unless that passes its limit; False (and no change) if it would.
+
+    One upsert: the update re-checks the limit against the row's committed value under its lock,
+    so concurrent writers can never pass it together.
+    """
+    if counter.limit is not None and amount > counter.limit:
+        return False
+    sql = (
+        "INSERT INTO counters (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
+        " SET value = counters.value + excluded.value, updated_at = excluded.updated_at"
+    )
+    args: list[object] = [counter.key, amount, utcnow()]
+    if counter.limit is not None:
+        sql += " WHERE counters.value + excluded.value <= ?"
+        args.append(counter.limit)
+    return await tx.fetchval(sql + " RETURNING value", *args) is not None
+
+
+async def _uncount(tx: Tx, key: str, amount: int) -> None:
+    if amount:
+        await tx.execute(
+            "UPDATE counters SET value = value - ?, updated_at = ? WHERE key = ? AND value >= ?",
+            amount,
+            utcnow(),
+            key,
+            amount,
+        )
+
+
+def _spending_keys(meta: Mapping[str, Any]) -> list[str]:
+    keys = meta.get(SPENDING_META)
+    return [k for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
 
 
 def _settled_where(account: Account, spender: Account | None) -> tuple[str, list[object]]:

@@ -30,6 +30,7 @@ from adapters.discord.images import ImageFlows
 from adapters.discord.messages import MessageFlows
 from adapters.discord.pacing import ChannelPacing, RateBook
 from adapters.discord.places import PLATFORM
+from adapters.discord.private import DiscordPrivate
 from adapters.discord.replies import log_error
 from adapters.discord.sync import sync_if_changed
 from bot.core import Core
@@ -155,6 +156,7 @@ class DiscordAdapter:
             tree, self._core.credits.store, client.application_id, self._config.dev_guild_id
         )
         self._core.images.register_platform(PLATFORM, images)
+        self._core.credits.alerts.register(PLATFORM, DiscordPrivate(client))
         resumed = await self._core.images.resume(PLATFORM)
         if resumed:
             logger.info("resumed %d picture jobs", resumed)

@@ -21,7 +21,7 @@ from adapters.discord.surface import ChannelSurface, InteractionSurface
 from bot.chat.conversations import AnswerResult, ChatRequest
 from bot.chat.conversations import View as AnswerView
 from bot.core import Core
-from bot.errors import NotAllowed
+from bot.errors import InsufficientCredits, NotAllowed
 from bot.ports import Account
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,19 @@ class ChatFlows:
             log_error(exc, "chat answer to a message")
             if not surface.shown:
                 # A message cannot get an ephemeral answer: reply briefly instead.
-                await self._tell(message, channel, user_text(exc))
+                text = user_text(exc)
+                if isinstance(exc, InsufficientCredits) and message.guild is not None:
+                    text = await self._credit_details(message, exc)
+                await self._tell(message, channel, text)
+
+    @staticmethod
+    async def _credit_details(message: discord.Message, exc: InsufficientCredits) -> str:
+        """Balances are private: the details by direct message, one short sentence in the channel."""
+        try:
+            await message.author.send(exc.user_message, allowed_mentions=NO_PINGS)
+        except discord.HTTPException:
+            return f"{exc.public_message} Use /credits to see your balance (only you will see it)."
+        return f"{exc.public_message} I sent you the details in a direct message."
 
     @staticmethod
     async def _tell(message: discord.Message, channel: discord.abc.Messageable, text: str) -> None:

@@ -65,6 +65,7 @@ class CommandSet:
             *self._conversation_commands(),
             *self._credit_commands(),
             *self._admin_commands(),
+            *self._model_commands(),
         ):
             tree.add_command(command)
 
@@ -269,6 +270,30 @@ class CommandSet:
             await self._show(interaction, commands.prices, "/prices")
 
         return [credits, usage, prices]
+
+    def _model_commands(self) -> list[app_commands.Command]:
+        """Which chat and image models this server may use (shown to all, changed by admins)."""
+        commands = self._core.commands
+
+        @app_commands.command(
+            name="chatmodels", description="The chat models this server may use (admins: names, or all)."
+        )
+        @app_commands.describe(models="Model names separated by commas, or “all”")
+        @app_commands.guild_only()
+        async def chat_models(interaction: discord.Interaction, models: str = "") -> None:
+            actor, place = interaction_actor(interaction), interaction_place(interaction)
+            await self._show(interaction, lambda: commands.chat_models(actor, place, models), "/chatmodels")
+
+        @app_commands.command(
+            name="imagemodels", description="The image models this server may use (admins: names, or all)."
+        )
+        @app_commands.describe(models="Model names separated by commas, or “all”")
+        @app_commands.guild_only()
+        async def image_models(interaction: discord.Interaction, models: str = "") -> None:
+            actor, place = interaction_actor(interaction), interaction_place(interaction)
+            await self._show(interaction, lambda: commands.image_models(actor, place, models), "/imagemodels")
+
+        return [chat_models, image_models]
 
     def _admin_commands(self) -> list[app_commands.Command]:
         commands = self._core.commands

@@ -29,6 +29,7 @@ from adapters.telegram.handlers import COMMANDS, Handlers
 from adapters.telegram.images import TelegramImageSurfaces
 from adapters.telegram.messages import PLATFORM
 from adapters.telegram.pacing import BotWideLimiter, ChatPacing
+from adapters.telegram.private import TelegramPrivate
 from adapters.telegram.surface import DraftSupport
 from adapters.telegram.transport import AiohttpRequest
 from bot.core import Core
@@ -92,6 +93,7 @@ class TelegramAdapter:
             await self._set_commands(app)
             # Connected: image jobs a previous run left unfinished can post here again.
             self._core.images.register_platform(PLATFORM, images)
+            self._core.credits.alerts.register(PLATFORM, TelegramPrivate(app.bot, self._pacing))
             resumed = await self._core.images.resume(PLATFORM)
             if resumed:
                 logger.info("Telegram: resumed %d unfinished image jobs", resumed)

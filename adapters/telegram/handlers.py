@@ -26,7 +26,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatMemberStatus
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -53,6 +53,7 @@ from adapters.telegram.messages import (
     words,
 )
 from adapters.telegram.pacing import MAX_MESSAGE, ChatPacing
+from adapters.telegram.private import TelegramPrivate
 from adapters.telegram.surface import (
     REGENERATE_DATA,
     STOP_DATA,
@@ -64,7 +65,7 @@ from bot.chat.conversations import ChatRequest, View
 from bot.commands import HELP, Reply
 from bot.core import Core
 from bot.display.text import split_message
-from bot.errors import BotError, UserError, ValidationError
+from bot.errors import BotError, InsufficientCredits, UserError, ValidationError
 from bot.images.options import parse_imagine_args, usage_text
 from bot.minitoolai.models import CHAT_MODELS
 from bot.ports import Actor, StoredImage
@@ -100,6 +101,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("spending", "Admin: what this group spent from its pool"),
     ("startinggrant", "Owner: what new users receive"),
     ("allowance", "Owner: /allowance <amount> daily|weekly|none [cap]"),
+    ("chatmodels", "Admin: the chat models this group may use (names, or all)"),
+    ("imagemodels", "Admin: the image models this group may use (names, or all)"),
 )
 
 START = "Hello! I'm a MiniToolAI assistant. Write to me and I answer.\n\n"
@@ -261,10 +264,11 @@ class Handlers:
         if args.strip():
             await self._reply(bot, who.target, (await self._core.commands.model(actor, who.place, args)).text)
             return
-        current = (await self._core.prefs.effective(who.place)).model
+        effective = await self._core.prefs.effective(who.place)
+        current = effective.model
         buttons = [
             InlineKeyboardButton(("✓ " if name == current else "") + name, callback_data=MODEL_PREFIX + name)
-            for name in CHAT_MODELS
+            for name in effective.allowed_chat_models or CHAT_MODELS
         ]
         keyboard = InlineKeyboardMarkup([buttons[i : i + 2] for i in range(0, len(buttons), 2)])
         await self._reply(bot, who.target, f"Model here: {current}. Choose one:", keyboard)
@@ -291,17 +295,7 @@ class Handlers:
         False when Telegram does not let the bot write first (the person never opened a chat
         with it): the reply then goes to the group, which is where the person asked.
         """
-        user_chat = int(who.user.holder)
-        try:
-            for piece in split_message(text, MAX_MESSAGE):
-                await self._pacing.run(user_chat, lambda piece=piece: bot.send_message(user_chat, piece))  # type: ignore[misc]
-        except Forbidden:
-            return False
-        except BadRequest as exc:
-            if "chat not found" not in exc.message.lower():
-                raise
-            return False
-        return True
+        return await TelegramPrivate(bot, self._pacing).send_private(who.user.holder, text)
 
     async def _core_command(
         self, name: str, args: str, actor: Actor, who: Incoming, message: Message
@@ -317,6 +311,8 @@ class Handlers:
             "prices": commands.prices,
             "spending": lambda: commands.spending(actor, place),
             "startinggrant": lambda: commands.starting_grant(actor, args),
+            "chatmodels": lambda: commands.chat_models(actor, place, args),
+            "imagemodels": lambda: commands.image_models(actor, place, args),
         }
         if name in simple:
             return await simple[name]()
@@ -443,9 +439,21 @@ class Handlers:
         if not isinstance(update, Update):
             return
         try:
+            if isinstance(error, InsufficientCredits):
+                text = await self._credit_details(update, context.bot, error)
             await self._tell(update, context.bot, text)
         except Exception:
             logger.warning("could not tell the person about the error", exc_info=True)
+
+    async def _credit_details(self, update: Update, bot: Bot, error: InsufficientCredits) -> str:
+        """Balances are private: in a group the details go to the person's own chat with the bot,
+        and the group sees one short sentence (the text returned)."""
+        chat, user = update.effective_chat, update.effective_user
+        if chat is None or user is None or chat.type == "private":
+            return error.user_message
+        if await TelegramPrivate(bot, self._pacing).send_private(str(user.id), error.user_message):
+            return f"{error.public_message} I sent you the details in a private message."
+        return f"{error.public_message} Open a private chat with me and send /credits to see your balance."
 
     async def _tell(self, update: Update, bot: Bot, text: str) -> None:
         query = update.callback_query

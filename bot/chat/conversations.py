@@ -30,10 +30,11 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bot.access.rates import RateLimits
 from bot.chat.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, TokenCounter
 from bot.credits import CreditService, Hold
 from bot.display.streaming import Outcome, PacingPolicy, StreamPresenter, Surface, TokenBucket
-from bot.errors import MiniToolAIError, StreamInterrupted, ValidationError
+from bot.errors import MiniToolAIError, NotAllowed, StreamInterrupted, ValidationError
 from bot.minitoolai.models import CHAT_MODELS
 from bot.minitoolai.types import ChatEvent, ChatMessage, ChatParams, ImageInput, TextDelta, Usage
 from bot.minitoolai.validation import validate_chat
@@ -134,7 +135,10 @@ class ConversationService:
         preferences: Preferences,
         tokens: TokenCounter,
         limits: ChatLimits,
+        *,
+        rates: RateLimits | None = None,
     ) -> None:
+        self._rates = rates or RateLimits()
         self._store = store
         self._client = client
         self._credits = credits
@@ -159,7 +163,13 @@ class ConversationService:
                 raise ValidationError(
                     f"I don't know the model “{request.model}”. Choose one of: {', '.join(CHAT_MODELS)}."
                 )
+            allowed = settings.allowed_chat_models
+            if allowed and request.model not in allowed:
+                raise NotAllowed(
+                    f"The chat model {request.model} is not allowed here. Choose one of: {', '.join(allowed)}."
+                )
             settings = dataclasses.replace(settings, model=request.model)
+        await self._rates.check_chat(request.user)  # a valid request counts, before anything is reserved
         key = self._key(request.place, request.user, settings)
         async with self._turn_lock(key):
             user_turn = Turn(
@@ -176,6 +186,7 @@ class ConversationService:
 
     async def regenerate(self, place: Place, user: Account, view: View) -> AnswerResult:
         """Answer the last message again, replacing the previous answer."""
+        await self._rates.check_chat(user)
         settings = await self._prefs.effective(place)
         key = self._key(place, user, settings)
         async with self._turn_lock(key):
@@ -335,6 +346,7 @@ class ConversationService:
                     # Nothing was shown: the adapter tells the person its own way (ephemeral on
                     # Discord), so the error is raised rather than posted as an answer.
                     await self._credits.release(answer.hold, reason=f"upstream error: {type(exc).__name__}")
+                    await self._credits.alerts.upstream_refused(exc)  # 401/402/403: tell the owners once
                     raise
                 logger.warning(
                     "answer in %s cut off after %d deltas: %s", answer.key, len(answer.deltas), exc

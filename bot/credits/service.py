@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, get_args
 
 from bot.credits import money, periods, texts
+from bot.credits.limits import BotLimits, OwnerAlerts, refusal
 from bot.credits.values import (
     AdminResult,
     Allowance,
@@ -48,7 +49,7 @@ from bot.credits.values import (
     Resolver,
     UsageLine,
 )
-from bot.errors import InsufficientCredits, NotAllowed, ValidationError
+from bot.errors import InsufficientCredits, NotAllowed, SpendingLimitReached, ValidationError
 from bot.minitoolai.prices import PriceTable
 from bot.minitoolai.types import Usage
 from bot.ports import Account, Actor, ChannelSettings, LedgerStore, Place, Reservation, SettingsStore
@@ -108,11 +109,15 @@ class CreditService:
         policy: CreditPolicy,
         *,
         clock: Callable[[], datetime] = utcnow,
+        limits: BotLimits | None = None,
+        alerts: OwnerAlerts | None = None,
     ) -> None:
         self.store = store
         self.prices = prices
         self.policy = policy
         self._clock = clock
+        self.limits = limits or BotLimits()
+        self.alerts = alerts or OwnerAlerts(store, policy.admin_ids)
         # One lock per (pool, member) makes "check the daily cap, then reserve" atomic in
         # this process; entries vanish when no request holds them.
         self._pool_locks: weakref.WeakValueDictionary[tuple[Account, Account], asyncio.Lock] = (
@@ -218,8 +223,8 @@ class CreditService:
                 pool_status = await self._pool_status(pool, community, user, now)
             for account in self._sources(user, pool, pool_status, amount):
                 spender = user if account.is_pool else None
-                if await self.store.reserve(
-                    rid, account, amount, purpose=purpose, reason=reason, spender=spender, meta=meta
+                if await self._reserve_within_limits(
+                    rid, account, amount, purpose, reason, spender, meta, now
                 ):
                     if reservation_id is not None:  # a caller's id may race; trust what was stored
                         stored = await self.store.get_reservation(rid)
@@ -235,7 +240,58 @@ class CreditService:
             pool_status,
             self.format_amount,
         )
+        if balance == 0 and await self._grant_withheld(user):
+            message = texts.GRANT_WITHHELD + "\n" + message
         raise InsufficientCredits(message, balance=balance, needed=amount)
+
+    async def _reserve_within_limits(
+        self,
+        rid: str,
+        account: Account,
+        amount: int,
+        purpose: str,
+        reason: str,
+        spender: Account | None,
+        meta: Mapping[str, Any],
+        now: datetime,
+    ) -> bool:
+        """The store's reserve, moving the bot-wide spending counters in the same transaction."""
+        try:
+            return await self.store.reserve(
+                rid,
+                account,
+                amount,
+                purpose=purpose,
+                reason=reason,
+                spender=spender,
+                meta=meta,
+                spending=self.limits.spending(now),
+            )
+        except SpendingLimitReached as exc:
+            refused = refusal(exc, self.limits)
+            logger.info(
+                "refused %s for %s: the %s spending limit is reached", purpose, account, refused.period
+            )
+            await self.alerts.limit_reached(refused)
+            raise refused from None
+
+    async def limits_report(self) -> str:
+        """The bot's spending (charged + held) of this UTC day and month against its limits, and grants."""
+        now = self._clock()
+        lines = []
+        for counter, name in zip(self.limits.spending(now), ("today (UTC)", "this month (UTC)"), strict=True):
+            spent = self.format_amount(await self.store.counter(counter.key))
+            limit = "no limit" if counter.limit is None else f"limit {self.format_amount(counter.limit)}"
+            lines.append(f"Spent {name}: {spent} ({limit})")
+        grants = self.limits.grants(now)
+        if grants is not None:
+            lines.append(f"Starting grants today: {await self.store.counter(grants.key)} of {grants.limit}")
+        return "\n".join(lines)
+
+    async def _grant_withheld(self, user: Account) -> bool:
+        """Whether the user opened on a day whose starting grants were all given already."""
+        grants = await self.store.entries(user, limit=5, kinds=("grant",))
+        return any(e.meta.get("grant_withheld") for e in grants)
 
     def _sources(
         self, user: Account, pool: Account | None, pool_status: PoolStatus | None, amount: int
@@ -404,7 +460,8 @@ class CreditService:
         if await self.store.balance(account) is not None:
             return
         grant = 0 if account.is_pool else await self.starting_grant()
-        await self.store.open_account(account, starting_grant=grant, reason="starting grant")
+        cap = self.limits.grants(self._clock()) if grant else None
+        await self.store.open_account(account, starting_grant=grant, reason="starting grant", grants=cap)
 
     async def _ready(self, user: Account, now: datetime) -> Allowance:
         """Open the account if new and add this period's allowance if not yet added."""

@@ -28,6 +28,11 @@ def when(moment: datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M} {moment.tzname() or 'UTC'}"
 
 
+GRANT_WITHHELD = (
+    "New accounts start with no credit today: the bot's starting grants for today were all given."
+)
+
+
 def insufficient(
     purpose: str,
     balance: int,

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Protocol
 
+from bot.access.rates import RateLimits
 from bot.credits import CreditService, Hold, RecoveryDecision, Resolver
 from bot.display.streaming import PacingPolicy, TokenBucket
 from bot.display.text import truncate
@@ -43,6 +44,7 @@ from bot.errors import (
     QueueFull,
     RateLimited,
     ServiceUnavailable,
+    SpendingLimitReached,
     ValidationError,
 )
 from bot.images.options import ImageOptions, to_params
@@ -207,7 +209,9 @@ class ImageService:
         *,
         clock: Clock = utcnow,
         sleep: Sleep = asyncio.sleep,
+        rates: RateLimits | None = None,
     ) -> None:
+        self._rates = rates or RateLimits()
         self._store = store
         self._client = client
         self._credits = credits
@@ -285,6 +289,7 @@ class ImageService:
         """
         self._check_open()
         params = await self._resolve(place, options, is_admin=is_admin)
+        await self._rates.check_image(user)  # a valid request counts; nothing is reserved if too fast
         self._take_slot(user)
         try:
             return await self._create(user, place, params, surface)
@@ -366,7 +371,8 @@ class ImageService:
         await self._store.create_job(job)  # first: from here on a restart knows about it
         try:
             hold = await self._reserve(job)
-        except InsufficientCredits as exc:
+        except (InsufficientCredits, SpendingLimitReached) as exc:
+            # Cancelled, so that a restart never runs a request that was refused.
             await self._store.save_job(dataclasses.replace(job, state="cancelled", error=str(exc)))
             raise
         try:
@@ -526,7 +532,7 @@ class ImageService:
             await self._deliver(job, hold, image)
         except _Failure as failure:
             await self._settle_failure(job, hold, failure)
-        except InsufficientCredits as exc:
+        except (InsufficientCredits, SpendingLimitReached) as exc:
             # Only a job resumed after a crash between storing and reserving can get here.
             await self._settle_failure(job, None, _Failure("cancelled", str(exc).rstrip(".")))
 
@@ -542,6 +548,7 @@ class ImageService:
             ref = await self._client.submit_image(ImageParams(**job.params))
         except MiniToolAIError as exc:
             logger.warning("image job %s: submit failed: %s", job.id, exc)
+            await self._credits.alerts.upstream_refused(exc)  # 401/402/403: tell the owners once
             raise _Failure("failed", _submit_reason(exc)) from exc
         deadline = self._clock() + timedelta(seconds=self.config.deadline)
         job = dataclasses.replace(
@@ -732,9 +739,9 @@ def _submit_reason(exc: MiniToolAIError) -> str:
     if isinstance(exc, RateLimited):
         return "MiniToolAI is busy right now, please try again in a minute"
     if isinstance(exc, PaymentRequired):
-        return "the bot owner's MiniToolAI balance is empty"
+        return "the bot's owner needs to top up their MiniToolAI balance"
     if isinstance(exc, AuthenticationError):
-        return "the bot's MiniToolAI API key was refused"
+        return "the bot's owner needs to top up or check their MiniToolAI account"
     if isinstance(exc, InvalidRequest):
         return "MiniToolAI refused these options"
     if isinstance(exc, ServiceUnavailable):

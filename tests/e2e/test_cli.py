@@ -68,3 +68,16 @@ async def test_credits_command_with_a_bad_user_explains_the_format(tmp_path: Pat
     assert 2 == code
     assert "platform:id" in err
     assert "Traceback" not in err
+
+
+async def test_credits_limits_shows_spending_and_grants_against_the_limits(tmp_path: Path) -> None:
+    """credits limits reports the day's and month's spending with their limits and the day's grants."""
+    env = bot_env(tmp_path, SPENDING_LIMIT_DAILY_USD="5", NEW_USER_GRANTS_PER_DAY="3")
+    assert 0 == (await run_bot(tmp_path, env, "", "credits", "grant", "telegram:1", "1"))[0]  # opens one
+
+    code, out, err = await run_bot(tmp_path, env, "", "credits", "limits")
+
+    assert 0 == code, err
+    assert "Spent today (UTC): $0.00 (limit $5.00)" in out
+    assert "Spent this month (UTC): $0.00 (no limit)" in out
+    assert "Starting grants today: 1 of 3" in out

@@ -32,12 +32,13 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.errors import InsufficientCredits, StorageError
+from bot.errors import InsufficientCredits, SpendingLimitReached, StorageError
 from bot.ports import (
     UNFINISHED_JOB_STATES,
     Account,
     ChannelSettings,
     ConversationKey,
+    Counter,
     EntryKind,
     ImageJob,
     LedgerEntry,
@@ -88,6 +89,8 @@ class MemoryStore:
         self._accounts: dict[Account, _AccountRow] = {}
         self._keys: set[str] = set()
         self._reservations: dict[str, Reservation] = {}
+        self._counters: dict[str, int] = {}
+        self._claims: set[str] = set()
         # image jobs
         self._jobs: dict[str, ImageJob] = {}
         self._job_order: list[str] = []
@@ -223,7 +226,9 @@ class MemoryStore:
         self._keys.add(idempotency_key)
         return entry
 
-    async def open_account(self, account: Account, *, starting_grant: int, reason: str) -> int:
+    async def open_account(
+        self, account: Account, *, starting_grant: int, reason: str, grants: Counter | None = None
+    ) -> int:
         await self._checkpoint()
         if starting_grant < 0:
             raise ValueError("A starting grant must not be negative.")
@@ -231,10 +236,30 @@ class MemoryStore:
         if row is not None:
             return row.balance
         self._accounts[account] = _AccountRow()
-        if starting_grant > 0:
-            key = f"open:{account.platform}:{account.holder}"
+        key = f"open:{account.platform}:{account.holder}"
+        if starting_grant > 0 and grants is not None and not self._fits(grants, 1):
+            self._write(
+                account, 0, kind="grant", reason=reason, idempotency_key=key, meta={"grant_withheld": True}
+            )
+        elif starting_grant > 0:
+            if grants is not None:
+                self._counters[grants.key] = self._counters.get(grants.key, 0) + 1
             self._write(account, starting_grant, kind="grant", reason=reason, idempotency_key=key)
         return self._accounts[account].balance
+
+    def _fits(self, counter: Counter, amount: int) -> bool:
+        return counter.limit is None or self._counters.get(counter.key, 0) + amount <= counter.limit
+
+    async def counter(self, key: str) -> int:
+        await self._checkpoint()
+        return self._counters.get(key, 0)
+
+    async def claim_once(self, key: str) -> bool:
+        await self._checkpoint()
+        if key in self._claims:
+            return False
+        self._claims.add(key)
+        return True
 
     async def balance(self, account: Account) -> int | None:
         await self._checkpoint()
@@ -284,6 +309,7 @@ class MemoryStore:
         reason: str,
         spender: Account | None = None,
         meta: Mapping[str, Any] | None = None,
+        spending: Sequence[Counter] = (),
     ) -> bool:
         await self._checkpoint()
         if amount < 0:
@@ -292,7 +318,14 @@ class MemoryStore:
             return True
         if self._accounts.get(account, _AccountRow()).balance < amount:
             return False
+        for counter in spending:
+            if not self._fits(counter, amount):
+                raise SpendingLimitReached(key=counter.key, limit=counter.limit or 0)
+        for counter in spending:
+            self._counters[counter.key] = self._counters.get(counter.key, 0) + amount
         stored_meta = _json_copy(meta)
+        if spending:
+            stored_meta["spending_counters"] = [c.key for c in spending]
         self._write(
             account,
             -amount,
@@ -327,6 +360,8 @@ class MemoryStore:
         if held is None or held.state != "open":
             return False
         merged = {**_json_copy(held.meta), **_json_copy(meta)}
+        for key in held.meta.get("spending_counters", []):
+            self._counters[key] -= held.amount - kept
         self._write(
             held.account,
             held.amount - kept,

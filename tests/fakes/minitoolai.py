@@ -203,6 +203,11 @@ class FakeMiniToolAI:
             for jobid, job in self._jobs.items()
         ]
 
+    async def wait_requests(self, path: str, count: int) -> None:
+        """Wait until ``count`` requests to ``path`` have arrived."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: len(self.requests_to(path)) >= count)
+
     async def wait_cancelled(self, count: int = 1) -> None:
         """Wait until ``count`` streams have seen their client go away."""
         async with self._changed:
@@ -221,6 +226,7 @@ class FakeMiniToolAI:
         self.requests.append(
             RecordedRequest(request.method, request.path, dict(request.headers), body, time.monotonic())
         )
+        await self._notify()
         return body
 
     def _take_fault(self, path: str) -> web.Response | None:

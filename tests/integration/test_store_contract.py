@@ -9,11 +9,12 @@ from types import MappingProxyType
 
 import pytest
 
-from bot.errors import InsufficientCredits, StorageError
+from bot.errors import InsufficientCredits, SpendingLimitReached, StorageError
 from bot.ports import (
     Account,
     ChannelSettings,
     ConversationKey,
+    Counter,
     ImageJob,
     Place,
     Store,
@@ -185,10 +186,11 @@ async def test_settings_round_trip_with_extra_and_inheritance(store: Store) -> N
     assert await store.get_settings(place) is None
 
     await store.put_settings(place, chosen)
-    await store.put_settings(place.community, ChannelSettings(allowed_image_models=("x", "y")))
+    community = ChannelSettings(allowed_image_models=("x", "y"), allowed_chat_models=("c",))
+    await store.put_settings(place.community, community)
 
     assert await store.get_settings(place) == chosen
-    assert await store.get_settings(place.community) == ChannelSettings(allowed_image_models=("x", "y"))
+    assert await store.get_settings(place.community) == community
     await store.put_settings(place, ChannelSettings(model="m-2"))
     assert await store.get_settings(place) == ChannelSettings(model="m-2")
 
@@ -452,6 +454,94 @@ async def test_concurrent_settle_and_release_close_once(store: Store) -> None:
 
     assert sum(results) == 1
     assert await ledger_sum(store, ALICE) == await store.balance(ALICE)
+
+
+# ---------------------------------------------------------------- bot-wide limits
+
+DAY = Counter("spending:day:2026-12-02", 70)
+MONTH = Counter("spending:month:2026-12", 1000)
+
+
+async def test_concurrent_reservations_never_pass_a_spending_limit(store: Store) -> None:
+    """100 members reserving at once against a daily limit covering 7 holds: exactly 7 succeed."""
+    members = [Account("telegram", f"m{i}") for i in range(100)]
+    for member in members:
+        await store.open_account(member, starting_grant=100, reason="welcome")
+
+    async def reserve(i: int) -> bool:
+        try:
+            return await store.reserve(
+                f"r{i}", members[i], 10, purpose="chat", reason="ask", spending=(DAY, MONTH)
+            )
+        except SpendingLimitReached:
+            return False
+
+    results = await asyncio.gather(*(reserve(i) for i in range(100)))
+
+    assert sum(results) == 7
+    assert await store.counter(DAY.key) == 70
+    assert await store.counter(MONTH.key) == 70
+    assert len(await store.open_reservations()) == 7
+    # A refused member was not charged: the refusal changed nothing.
+    assert sum([await store.balance(m) or 0 for m in members]) == 100 * 100 - 70
+
+
+async def test_a_refused_spending_limit_names_its_counter_and_changes_nothing(store: Store) -> None:
+    """The counter that would pass its limit is named; balance, counters and reservations stay."""
+    await store.open_account(ALICE, starting_grant=100, reason="welcome")
+    await store.reserve("r1", ALICE, 60, purpose="chat", reason="ask", spending=(MONTH, DAY))
+
+    with pytest.raises(SpendingLimitReached) as refused:
+        await store.reserve("r2", ALICE, 20, purpose="chat", reason="ask", spending=(MONTH, DAY))
+
+    assert DAY.key == refused.value.key
+    assert 70 == refused.value.limit
+    assert await store.balance(ALICE) == 40
+    assert await store.counter(MONTH.key) == 60
+    assert await store.get_reservation("r2") is None
+
+
+async def test_settling_gives_back_to_the_spending_counters_what_was_not_charged(store: Store) -> None:
+    """A counter holds charged + still held: settle returns the unused rest, release all of it."""
+    await store.open_account(ALICE, starting_grant=100, reason="welcome")
+    await store.reserve("r1", ALICE, 40, purpose="chat", reason="ask", spending=(DAY,))
+    await store.reserve("r2", ALICE, 30, purpose="chat", reason="ask", spending=(DAY,))
+
+    await store.settle("r1", 15, reason="done")
+    await store.release("r2", reason="failed")
+    await store.settle("r1", 15, reason="again")  # closed already: nothing moves twice
+
+    assert await store.counter(DAY.key) == 15
+    assert await store.reserve("r3", ALICE, 55, purpose="chat", reason="ask", spending=(DAY,))
+    assert await store.counter("never-moved") == 0
+
+
+async def test_concurrent_new_accounts_get_at_most_the_daily_number_of_grants(store: Store) -> None:
+    """20 newcomers at once under a cap of 3 grants: 3 get the grant, the rest open at 0, marked."""
+    grants = Counter("grants:day:2026-12-02", 3)
+    members = [Account("telegram", f"new{i}") for i in range(20)]
+
+    balances = await asyncio.gather(
+        *(store.open_account(m, starting_grant=25, reason="starting grant", grants=grants) for m in members)
+    )
+
+    assert sorted(balances) == [0] * 17 + [25] * 3
+    assert await store.counter(grants.key) == 3
+    withheld = [m for m, b in zip(members, balances, strict=True) if b == 0]
+    entries = await store.entries(withheld[0])
+    assert [(e.kind, e.amount, e.meta.get("grant_withheld")) for e in entries] == [("grant", 0, True)]
+    # Opening again changes nothing and counts nothing.
+    assert await store.open_account(members[0], starting_grant=25, reason="again", grants=grants) in (0, 25)
+    assert await store.counter(grants.key) == 3
+
+
+async def test_claim_once_is_true_for_exactly_one_caller(store: Store) -> None:
+    """Many concurrent claims of one key: one True; another key is claimed independently."""
+    results = await asyncio.gather(*(store.claim_once("alert:day:2026-12-02") for _ in range(20)))
+
+    assert sum(results) == 1
+    assert await store.claim_once("alert:month:2026-12")
+    assert not await store.claim_once("alert:day:2026-12-02")
 
 
 # ---------------------------------------------------------------- image jobs
