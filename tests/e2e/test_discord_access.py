@@ -13,7 +13,8 @@ import storage
 from bot.access.policy import CHAT_REFUSAL, PRIVATE_REFUSAL, USER_REFUSAL
 from bot.access.service import CHAT_OFF, IMAGES_OFF
 from bot.ports import Account
-from tests.e2e.discord_harness import DiscordWorld, button
+from tests.e2e.discord_harness import DiscordWorld, button, custom_ids
+from tests.e2e.test_discord_images import finished_images
 from tests.fakes.discord_models import MEMBER_PERMISSIONS, FakeChannel, FakeInteraction, FakeUser
 from tests.fakes.minitoolai import ChatScript
 
@@ -284,3 +285,26 @@ async def test_an_owner_stops_someone_elses_answer_without_manage_server(tmp_pat
             await dc.component_click(original, owner, button(original, "stop"))
             await world.ai.wait_cancelled()
         assert "Only the person who asked, or an admin" in bob_refusal
+
+
+async def test_an_owner_deletes_someone_elses_picture_without_manage_server(tmp_path: Path) -> None:
+    """BOT_ADMIN_IDS may delete any picture: Bob's Delete is refused, the owner's removes Alice's picture."""
+    async with DiscordWorld.open(tmp_path) as world:
+        dc = world.dc
+        owner = dc.user("owner")
+        fast = {
+            "image_poll_initial_seconds": 0.01,
+            "image_poll_max_seconds": 0.02,
+            "image_progress_interval_seconds": 0,
+        }
+        async with world.bot(bot_admin_ids=f"discord:{owner.id}", **fast):
+            await dc.slash_command(world.guild, world.general, world.alice, "imagine", {"prompt": "a boat"})
+            image = (await world.wait(lambda: finished_images(world, world.general), timeout=10))[0]
+            delete = next(c for c in custom_ids(image) if c.startswith("mtai:img:del:"))
+            refused = await dc.component_click(image, world.bob, delete)
+            bob_refusal = await refusal(world, refused)
+            still_there = not image.deleted
+            done = await dc.component_click(image, owner, delete)
+            await world.wait(lambda: image.deleted and world.ephemerals(done))
+        assert still_there
+        assert "Only the person who asked" in bob_refusal

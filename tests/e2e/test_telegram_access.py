@@ -22,6 +22,7 @@ from bot.access.service import CHAT_OFF, IMAGES_OFF
 from bot.ports import Account
 from bot.settings import Settings
 from tests.e2e.telegram_harness import CHAT_PATH, SCALE, TOKEN, _started
+from tests.e2e.test_console import bot_env, run_bot
 from tests.fakes.minitoolai import ChatScript, FakeMiniToolAI
 from tests.fakes.telegram import FakeTelegram, RecordedRequest
 
@@ -342,3 +343,18 @@ async def test_an_owner_deletes_someone_elses_picture_a_member_cannot(tmp_path: 
                 lambda r: r.method == "deleteMessage" and r.params["message_id"] == photo_id, 10
             )
         assert "Deleted." != tg.callback_answers[refused["id"]].get("text")
+
+
+async def test_a_block_made_on_the_command_line_is_obeyed_by_the_bot(tmp_path: Path) -> None:
+    """python -m bot access block user ... before the start: the running bot refuses that user."""
+    async with fakes() as (tg, ai):
+        alice, bob = tg.user("Alice"), tg.user("Bob")
+        env = bot_env(tmp_path, DATABASE_URL=database(tmp_path))
+        code, _, err = await run_bot(tmp_path, env, "", "access", "block", "user", f"telegram:{alice['id']}")
+        assert 0 == code, err
+        async with bot(tg, ai, tmp_path):
+            tg.user_message(tg.private_chat(alice), alice, "hi")
+            await tg.wait_for(sent(tg.private_chat(alice), PRIVATE_REFUSAL))
+            tg.user_message(tg.private_chat(bob), bob, "hi")
+            await tg.wait_for(answered(tg.private_chat(bob)))
+        assert 1 == chat_requests(ai)
