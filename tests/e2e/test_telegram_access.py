@@ -358,3 +358,28 @@ async def test_a_block_made_on_the_command_line_is_obeyed_by_the_bot(tmp_path: P
             tg.user_message(tg.private_chat(bob), bob, "hi")
             await tg.wait_for(answered(tg.private_chat(bob)))
         assert 1 == chat_requests(ai)
+
+
+async def test_reset_of_a_shared_group_conversation_needs_an_admin(tmp_path: Path) -> None:
+    """A member's /reset in a group is refused and forgets nothing; the group admin's /reset forgets."""
+    async with fakes() as (tg, ai):
+        admin, alice = tg.user("Admin"), tg.user("Alice", "alice")
+        group = tg.supergroup("Shared")
+        tg.make_admin(group, admin)
+        async with bot(tg, ai, tmp_path):
+            tg.user_message(group, alice, "/ask remember the number 7")
+            await tg.wait_for(answered(group))
+            tg.user_message(group, alice, "/reset")
+            await tg.wait_for(sent(group, "Only admins"))
+            tg.user_message(group, alice, "/ask which number?")
+            await tg.wait_for(answered(group), start=len(tg.requests))
+            tg.user_message(group, admin, "/reset")
+            await tg.wait_for(sent(group, "Done: I forgot this conversation."))
+            tg.user_message(group, alice, "/ask which number now?")
+            await tg.wait_for(answered(group), start=len(tg.requests))
+        prompts = [
+            [m["content"] for m in r.json["messages"] if m["role"] == "user"]
+            for r in ai.requests_to(CHAT_PATH)
+        ]
+        assert any("remember the number 7" in text for text in prompts[1])
+        assert not any("remember the number 7" in text for text in prompts[2])
