@@ -43,6 +43,23 @@ def texts(world: DiscordWorld, channel: FakeChannel) -> list[str]:
     return [m.content for m in world.dc.bot_messages(channel) if not m.interaction_token]
 
 
+async def test_allowed_users_are_served_anywhere_and_nobody_else(tmp_path: Path) -> None:
+    """ALLOWED_USERS=discord:<alice>: Alice is served in the server and in her DM; Bob is refused, without an account."""
+    async with DiscordWorld.open(tmp_path) as world:
+        dc = world.dc
+        dm = dc.dm_channel(world.alice)
+        async with world.bot(allowed_users=f"discord:{world.alice.id}"):
+            served = await dc.slash_command(world.guild, world.general, world.alice, "chat", {"prompt": "hi"})
+            await world.original_with(served, "regen")
+            await dc.message_create(dm, world.alice, "and in private")
+            await world.finished_answer(dm)
+            refused = await dc.slash_command(world.guild, world.general, world.bob, "credits")
+            bob_refusal = await refusal(world, refused)
+        assert CHAT_REFUSAL == bob_refusal
+        assert 2 == len(world.chat_requests())
+    assert await balance(tmp_path, world.bob) is None
+
+
 async def test_only_the_allowed_server_is_served(tmp_path: Path) -> None:
     """ALLOWED_CHATS=discord:<server>: served there; elsewhere "not enabled" once, /chat refused ephemerally, no account."""
     async with DiscordWorld.open(tmp_path) as world:
