@@ -40,6 +40,7 @@ bench: install
 	$(PY) bench/telegram_load.py
 	$(PY) bench/discord_load.py
 	$(PY) bench/spending_limits.py
+	$(PY) bench/access_check.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -20,7 +20,9 @@ from fractions import Fraction
 import aiohttp
 
 import storage
+from bot.access.policy import AccessLists, parse_subjects
 from bot.access.rates import RateLimits
+from bot.access.service import AccessService
 from bot.chat.conversations import ChatLimits, ConversationService
 from bot.chat.tokens import TokenCounter
 from bot.commands import Commands, CreditCommands
@@ -42,6 +44,8 @@ logger = logging.getLogger("bot")
 
 MICRO = 1_000_000
 CLI_OWNER = Account("cli", "owner")
+# The person at the terminal runs the bot: its owner there (the console adapter's account).
+CONSOLE_OWNER = Account("console", "owner")
 
 DESCRIPTION = """\
 MiniToolAI Bot: MiniToolAI chat (streamed, with vision) and text-to-image for Discord
@@ -66,6 +70,8 @@ def _epilog() -> str:
         "  python -m bot credits grant discord:999 5   give a user $5 (or 5 credits)\n"
         "  python -m bot credits limits                today's and this month's spending against the limits\n"
         "  SPENDING_LIMIT_DAILY_USD=5 python -m bot    run the bot spending at most $5 a UTC day\n"
+        "  python -m bot access allow chat telegram:-1001234   serve this Telegram group\n"
+        "  python -m bot access block user discord:98765       refuse this Discord user\n"
     )
 
 
@@ -110,10 +116,40 @@ def build_parser() -> argparse.ArgumentParser:
     spending = ops.add_parser("spending", help="what a community spent from its pool this month")
     spending.add_argument("community")
     ops.add_parser("limits", help="the bot's spending today and this month against its limits")
+    access = commands.add_parser(
+        "access", help="who may use the bot and where (stored; overrides the settings)"
+    )
+    access_ops = access.add_subparsers(dest="access_command", required=True)
+    access_ops.add_parser("list", help="the allowed and blocked users, chats and roles now")
+    for name, text in (
+        ("allow", "serve"),
+        ("block", "refuse (a block always wins)"),
+        ("unblock", "lift a block, or forget an allow made here"),
+    ):
+        op = access_ops.add_parser(name, help=f"{text} a user, chat or role")
+        op.add_argument("kind", choices=["user", "chat", "role"])
+        op.add_argument("subject", help="platform:id, e.g. telegram:12345, telegram:-1001234, discord:98765")
     return parser
 
 
 # ---------------------------------------------------------------- building the core
+
+
+def owner_ids(settings: Settings) -> frozenset[str]:
+    """BOT_ADMIN_IDS, plus the command line's and the terminal's owner."""
+    return settings.admin_ids | {f"{a.platform}:{a.holder}" for a in (CLI_OWNER, CONSOLE_OWNER)}
+
+
+def access_lists(settings: Settings) -> AccessLists:
+    return AccessLists(
+        allowed_users=parse_subjects(settings.allowed_users),
+        blocked_users=parse_subjects(settings.blocked_users),
+        allowed_chats=parse_subjects(settings.allowed_chats),
+        blocked_chats=parse_subjects(settings.blocked_chats),
+        allowed_roles=parse_subjects(settings.allowed_roles),
+        allow_private=settings.allow_private,
+        admins=owner_ids(settings),
+    )
 
 
 def credit_policy(settings: Settings) -> CreditPolicy:
@@ -127,7 +163,7 @@ def credit_policy(settings: Settings) -> CreditPolicy:
         allowance_cap=micro(settings.allowance_cap_usd),
         credits_per_dollar=settings.credits_per_dollar,
         pool_order=settings.pool_order,
-        admin_ids=settings.admin_ids | {f"{CLI_OWNER.platform}:{CLI_OWNER.holder}"},
+        admin_ids=owner_ids(settings),
         trust_community_admins=settings.trust_community_admins,
     )
 
@@ -158,7 +194,7 @@ def build_core(settings: Settings, store: Store, client: MiniToolAIClient, token
         temperature=settings.default_temperature,
         image_model=settings.default_image_model,
     )
-    prefs = Preferences(store, defaults, settings.admin_ids)
+    prefs = Preferences(store, defaults, owner_ids(settings))
     limits = ChatLimits(
         max_completion_tokens=settings.max_completion_tokens,
         context_margin=settings.context_margin_tokens,
@@ -170,7 +206,12 @@ def build_core(settings: Settings, store: Store, client: MiniToolAIClient, token
     chat = ConversationService(store, client, credits, prefs, tokens, limits, rates=rates)
     images = ImageService(store, client, credits, prefs, image_config(settings), rates=rates)
     return Core(
-        chat=chat, credits=credits, prefs=prefs, commands=Commands(chat, credits, prefs), images=images
+        chat=chat,
+        credits=credits,
+        prefs=prefs,
+        commands=Commands(chat, credits, prefs),
+        images=images,
+        access=AccessService(store, access_lists(settings)),
     )
 
 
@@ -277,6 +318,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         tokens = TokenCounter()
         await tokens.try_tiktoken()  # exact counts when tiktoken and its cached encoding are there
         core = build_core(settings, store, client, tokens)
+        await core.access.load()  # the stored overrides, kept in memory from here on
         # Image holds of jobs that will resume stay open; the rest are settled or released.
         report = await core.credits.recover(core.images.recovery_resolver())
         if report.settled or report.released:
@@ -298,6 +340,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
                 ),
                 name="prune",
             )
+            group.create_task(core.access.refresh_until(stop), name="access-refresh")
     logger.info("stopped cleanly")
 
 
@@ -375,6 +418,20 @@ async def credits_command(settings: Settings, args: argparse.Namespace) -> str:
         )
 
 
+async def access_command(settings: Settings, args: argparse.Namespace) -> str:
+    async with open_store(settings) as store:
+        access = AccessService(store, access_lists(settings))
+        await access.load()
+        owner = Actor(CLI_OWNER)
+        if args.access_command == "list":
+            return access.describe(owner)
+        platform = args.subject.partition(":")[0].lower()
+        if platform not in ("telegram", "discord"):
+            raise ConfigError(f"“{args.subject}” is not platform:id (e.g. telegram:12345).")
+        said = await access.set_rule(owner, args.access_command, args.kind, args.subject, platform)
+        return said + " A running bot applies it within a minute."
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -393,6 +450,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(asyncio.run(db_command(settings, args)))  # noqa: T201
         elif args.command == "credits":
             print(asyncio.run(credits_command(settings, args)))  # noqa: T201
+        elif args.command == "access":
+            print(asyncio.run(access_command(settings, args)))  # noqa: T201
         else:
             asyncio.run(serve(settings))
     except ConfigError as exc:

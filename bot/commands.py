@@ -32,6 +32,8 @@ Commands:
 /credits: your balance and spending · /usage: your last charges · /prices: what things cost
 Admins: /grant /take /setbalance <user> <amount> · /pool fund|cap <amount> · /spending
 /chatmodels, /imagemodels [names | all]: the models this community may use
+Admins: /disable chat|images · /enable chat|images · /replyall on|off (answer every message here)
+Owner: /allow /block /unblock user|chat|role <id> · /access (who may use me)
 """
 
 
@@ -130,6 +132,10 @@ class Commands(CreditCommands):
     # ------------------------------------------------------------ conversation settings
 
     async def reset(self, actor: Actor, place: Place) -> Reply:
+        """A conversation the whole channel shares is an admin's to forget; one's own (per-user
+        context mode, a private chat) is one's own."""
+        if not place.is_private and (await self._prefs.effective(place)).context_mode == "channel":
+            self._prefs.require_admin(actor, "forget the conversation everyone here shares")
         count = await self._chat.reset(place, actor.account)
         return Reply("Done: I forgot this conversation." if count else "There was nothing to forget here.")
 

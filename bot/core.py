@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.access.service import AccessService
 from bot.chat.conversations import ConversationService
 from bot.commands import Commands
 from bot.credits import CreditService
@@ -18,3 +19,4 @@ class Core:
     prefs: Preferences
     commands: Commands
     images: ImageService
+    access: AccessService

@@ -351,7 +351,50 @@ class ImageJobStore(Protocol):
         """Jobs in ``UNFINISHED_JOB_STATES``, oldest first, so a restarted bot resumes them."""
 
 
-class Store(ConversationStore, SettingsStore, LedgerStore, ImageJobStore, Protocol):
+# ---------------------------------------------------------------- access (who and where)
+
+AccessKind = Literal["user", "chat", "role"]
+AccessVerdict = Literal["allow", "block", "unblock"]  # "unblock" lifts a block named in the settings
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRule:
+    """A run-time override of the owner's lists: ``subject`` is ``platform:id`` (a user, a chat
+    (Telegram chat, Discord server or channel) or a Discord role)."""
+
+    kind: AccessKind
+    subject: str
+    verdict: AccessVerdict
+    set_by: str = ""
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSwitches:
+    """What community admins switched in one channel or group (all off = today's behaviour)."""
+
+    chat_off: bool = False
+    images_off: bool = False
+    reply_all: bool = False
+
+
+class AccessStore(Protocol):
+    async def access_rules(self) -> list[AccessRule]:
+        """Every stored override, oldest first."""
+
+    async def put_access_rule(self, rule: AccessRule) -> None:
+        """Store (or replace) the override of one subject."""
+
+    async def delete_access_rule(self, kind: AccessKind, subject: str) -> bool:
+        """Forget one override; False if there was none."""
+
+    async def all_channel_switches(self) -> dict[Place, ChannelSwitches]:
+        """Every place whose switches were changed (the bot keeps them in memory)."""
+
+    async def put_channel_switches(self, place: Place, switches: ChannelSwitches) -> None: ...
+
+
+class Store(ConversationStore, SettingsStore, LedgerStore, ImageJobStore, AccessStore, Protocol):
     """Everything the core persists, behind one object with one lifetime."""
 
     async def close(self) -> None: ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     user_messages_per_minute: int = Field(0, ge=0)
     user_images_per_hour: int = Field(0, ge=0)
     new_user_grants_per_day: int = Field(0, ge=0)
+    # --- who and where (comma-separated platform:id; nothing set = everyone)
+    allowed_users: str = ""
+    blocked_users: str = ""
+    allowed_chats: str = ""
+    blocked_chats: str = ""
+    allowed_roles: str = ""
+    allow_private: bool = True
 
     # --- operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -160,6 +167,21 @@ class Settings(BaseSettings):
     def _check_shard_ids(cls, value: str) -> str:
         if any(not p.strip().isdigit() for p in value.split(",") if p.strip()):
             raise ValueError("expected shard numbers separated by commas, e.g. 0,1")
+        return value
+
+    @field_validator("allowed_users", "blocked_users", "allowed_chats", "blocked_chats", "allowed_roles")
+    @classmethod
+    def _check_id_list(cls, value: str, info: ValidationInfo) -> str:
+        for part in (p.strip() for p in value.split(",")):
+            platform, sep, number = part.partition(":")
+            if not part:
+                continue
+            if not sep or platform.lower() not in ("telegram", "discord") or not number.lstrip("-").isdigit():
+                raise ValueError(
+                    "expected platform:id items separated by commas, e.g. telegram:12345,discord:98765"
+                )
+            if info.field_name == "allowed_roles" and platform.lower() != "discord":
+                raise ValueError("roles are Discord's: expected discord:<role id> items")
         return value
 
     @field_validator("telegram_webhook_listen")

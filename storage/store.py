@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from bot.ports import ConversationKey
+from storage.access import AccessMixin
 from storage.conversations import ConversationsMixin
 from storage.database import Database
 from storage.ledger import LedgerMixin
 from storage.records import RecordsMixin
 
 
-class SqlStore(ConversationsMixin, LedgerMixin, RecordsMixin):
-    """Conversations, settings, credits and image jobs over one database; close it once."""
+class SqlStore(ConversationsMixin, LedgerMixin, RecordsMixin, AccessMixin):
+    """Conversations, settings, credits, image jobs and access rules over one database; close it once."""
 
     def __init__(self, db: Database) -> None:
         self._db = db

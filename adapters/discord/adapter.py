@@ -23,6 +23,7 @@ import yarl
 from discord import app_commands
 
 from adapters.discord import views
+from adapters.discord.access import AccessGate
 from adapters.discord.chat import ChatFlows
 from adapters.discord.commands import CommandSet
 from adapters.discord.config import DiscordConfig
@@ -62,7 +63,8 @@ def pointed_at(config: DiscordConfig) -> Iterator[None]:
 class _Buttons:
     """The persistent buttons' handlers: chat ones and picture ones."""
 
-    def __init__(self, chat: ChatFlows, images: ImageFlows) -> None:
+    def __init__(self, chat: ChatFlows, images: ImageFlows, gate: AccessGate) -> None:
+        self.admit = gate.admit_interaction
         self.stop = chat.stop
         self.regenerate = chat.regenerate
         self.image_regenerate = images.image_regenerate
@@ -128,7 +130,7 @@ class DiscordAdapter:
         messages = MessageFlows(self._core, chat, self._config)
         tree = app_commands.CommandTree(client)
         CommandSet(self._core, chat, images, self._config).install(tree)
-        views.bind(client, _Buttons(chat, images))
+        views.bind(client, _Buttons(chat, images, AccessGate(self._core)))
 
         async def setup_hook() -> None:
             await self._setup(client, tree, images)

@@ -15,7 +15,7 @@ import discord
 
 from adapters.discord.config import DiscordConfig
 from adapters.discord.pacing import ChannelPacing
-from adapters.discord.places import PLATFORM, account, interaction_is_admin, interaction_place
+from adapters.discord.places import PLATFORM, account, interaction_actor, interaction_place
 from adapters.discord.replies import NO_PINGS, log_error, reply, reply_error, user_text
 from adapters.discord.surface import ChannelSurface, InteractionSurface
 from bot.chat.conversations import AnswerResult, ChatRequest
@@ -112,12 +112,12 @@ class ChatFlows:
 
     async def stop(self, interaction: discord.Interaction, channel_id: int, asker_id: int) -> None:
         place = interaction_place(interaction)
-        stopped = self._core.chat.stop(
-            place, account(interaction.user), is_admin=interaction_is_admin(interaction)
-        )
+        # Manage Server here, and BOT_ADMIN_IDS everywhere, may stop someone else's answer.
+        is_admin = self._core.prefs.is_admin(interaction_actor(interaction))
+        stopped = self._core.chat.stop(place, account(interaction.user), is_admin=is_admin)
         if stopped:
             await interaction.response.defer()  # the answer itself shows "Stopped."
-        elif interaction.user.id != asker_id and not interaction_is_admin(interaction):
+        elif interaction.user.id != asker_id and not is_admin:
             raise NotAllowed("Only the person who asked, or an admin, can stop this answer.")
         else:
             await reply(interaction, "That answer is already finished.", ephemeral=True)
@@ -125,8 +125,9 @@ class ChatFlows:
     async def regenerate(self, interaction: discord.Interaction, channel_id: int, asker_id: int) -> None:
         if interaction.user.id != asker_id:
             raise NotAllowed("Only the person who asked can regenerate this answer.")
-        await interaction.response.defer(thinking=True)
         place = interaction_place(interaction)
+        self._core.access.require_chat(place)
+        await interaction.response.defer(thinking=True)
         asker = Account(place.platform, str(asker_id))
         surface = InteractionSurface(interaction, asker_id, window=self._config.interaction_window)
         view = self._view(surface, interaction.channel_id or channel_id)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 import discord
 from discord import app_commands
 
+from adapters.discord.access import AccessGate, access_commands
 from adapters.discord.attachments import download_images, require_image
 from adapters.discord.chat import ChatFlows
 from adapters.discord.config import DiscordConfig
@@ -59,6 +60,8 @@ class CommandSet:
 
     def install(self, tree: app_commands.CommandTree) -> None:
         tree.on_error = self._on_error  # type: ignore[method-assign]
+        # Every slash command passes the access gate first; a refusal is answered ephemerally.
+        tree.interaction_check = AccessGate(self._core).admit_interaction  # type: ignore[method-assign]
         for command in (
             self._chat_command(),
             self._imagine_command(),
@@ -66,6 +69,7 @@ class CommandSet:
             *self._credit_commands(),
             *self._admin_commands(),
             *self._model_commands(),
+            *access_commands(self._core),
         ):
             tree.add_command(command)
 
@@ -116,6 +120,7 @@ class CommandSet:
             )
         if image is not None:
             require_image(image)
+        self._core.access.require_chat(interaction_place(interaction))
         await interaction.response.defer(thinking=True)  # the 3-second deadline
         try:
             images = await download_images([image] if image else [], self._config.max_image_bytes)

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 import discord
 
-from adapters.discord.places import account, interaction_is_admin, interaction_place
+from adapters.discord.places import account, interaction_actor, interaction_is_admin, interaction_place
 from adapters.discord.replies import NO_PINGS, log_error, reply, user_text
 from adapters.discord.views import image_view
 from bot.core import Core
@@ -138,19 +138,27 @@ class ImageFlows:
         channel_id = interaction.channel_id or 0
         await self._privately(
             interaction,
-            lambda: self.service.submit(
-                account(interaction.user),
-                interaction_place(interaction),
-                options,
-                self.surface(channel_id),
-                is_admin=interaction_is_admin(interaction),
-            ),
+            lambda: self._submit(interaction, options, channel_id),
             what="/imagine",
             done="Your picture is on its way: watch this channel.",
         )
 
+    async def _submit(
+        self, interaction: discord.Interaction, options: ImageOptions, channel_id: int
+    ) -> object:
+        place = interaction_place(interaction)
+        self._core.access.require_images(place)
+        return await self.service.submit(
+            account(interaction.user),
+            place,
+            options,
+            self.surface(channel_id),
+            is_admin=interaction_is_admin(interaction),
+        )
+
     async def image_regenerate(self, interaction: discord.Interaction, job_id: str) -> None:
         channel_id = interaction.channel_id or 0
+        self._core.access.require_images(interaction_place(interaction))
         await self._privately(
             interaction,
             lambda: self.service.regenerate(
@@ -178,7 +186,7 @@ class ImageFlows:
         await interaction.edit_original_response(content=done)
 
     async def image_delete(self, interaction: discord.Interaction, job_id: str) -> None:
-        await self.service.delete(
-            job_id, account(interaction.user), is_admin=interaction_is_admin(interaction)
-        )
+        # Manage Server here, and BOT_ADMIN_IDS everywhere, may delete someone else's picture.
+        is_admin = self._core.prefs.is_admin(interaction_actor(interaction))
+        await self.service.delete(job_id, account(interaction.user), is_admin=is_admin)
         await reply(interaction, "Deleted.", ephemeral=True)

@@ -13,11 +13,13 @@ import re
 
 import discord
 
+from adapters.discord.access import AccessGate, say
 from adapters.discord.attachments import download_images
 from adapters.discord.chat import ChatFlows
 from adapters.discord.config import DiscordConfig
 from adapters.discord.places import account, message_place
 from adapters.discord.replies import NO_PINGS, log_error, user_text
+from bot.access.service import CHAT_OFF
 from bot.chat.conversations import ChatRequest
 from bot.core import Core
 from bot.display.text import truncate
@@ -33,12 +35,20 @@ class MessageFlows:
         self._core = core
         self._chat = chat
         self._config = config
+        self._gate = AccessGate(core)
 
     async def on_message(self, me: discord.ClientUser, message: discord.Message) -> None:
         """Answer ``message`` if it is for the bot; nothing it raises escapes."""
         if message.author.bot or not self._for_me(me, message):
             return
         try:
+            if not await self._gate.admit_message(message):
+                return
+            place = message_place(message)
+            if self._core.access.switches(place).chat_off:
+                if self._core.access.first_notice(("chat off", place)):
+                    await say(message, CHAT_OFF)
+                return
             await self._answer(me, message)
         except Exception as exc:
             log_error(exc, "message handler")
@@ -51,8 +61,7 @@ class MessageFlows:
             except discord.HTTPException:
                 logger.warning("could not tell the asker about an error", exc_info=True)
 
-    @staticmethod
-    def _for_me(me: discord.ClientUser, message: discord.Message) -> bool:
+    def _for_me(self, me: discord.ClientUser, message: discord.Message) -> bool:
         if message.guild is None:
             return True
         if any(user.id == me.id for user in message.mentions):
@@ -64,6 +73,8 @@ class MessageFlows:
         # A thread the bot opened is a conversation with it; without the content intent its
         # messages arrive blank, and a blank message is nobody's question.
         has_body = bool(message.content or message.attachments)
+        if has_body and self._core.access.switches(message_place(message)).reply_all:
+            return True  # a reply-all channel (or a thread of one): every message is for the bot
         return isinstance(channel, discord.Thread) and channel.owner_id == me.id and has_body
 
     async def _answer(self, me: discord.ClientUser, message: discord.Message) -> None:

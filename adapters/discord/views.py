@@ -24,6 +24,9 @@ from adapters.discord.replies import guarded
 
 
 class ButtonHandlers(Protocol):
+    async def admit(self, interaction: discord.Interaction) -> bool:
+        """The access gate: False (after an ephemeral refusal) when this person may not use the bot here."""
+
     async def stop(self, interaction: discord.Interaction, channel_id: int, asker_id: int) -> None: ...
 
     async def regenerate(self, interaction: discord.Interaction, channel_id: int, asker_id: int) -> None: ...
@@ -46,8 +49,17 @@ def _handlers(interaction: discord.Interaction) -> ButtonHandlers:
     return _BOUND[interaction.client]
 
 
+class _Gated:
+    """Buttons pass the access gate before their callback (discord.py asks ``interaction_check``)."""
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        return await _handlers(interaction).admit(interaction)
+
+
 class StopButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"mtai:stop:(?P<channel>\d+):(?P<user>\d+)"
+    _Gated,
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"mtai:stop:(?P<channel>\d+):(?P<user>\d+)",
 ):
     def __init__(self, channel_id: int, asker_id: int) -> None:
         self.channel_id, self.asker_id = channel_id, asker_id
@@ -71,7 +83,9 @@ class StopButton(
 
 
 class RegenerateButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"mtai:regen:(?P<channel>\d+):(?P<user>\d+)"
+    _Gated,
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"mtai:regen:(?P<channel>\d+):(?P<user>\d+)",
 ):
     def __init__(self, channel_id: int, asker_id: int) -> None:
         self.channel_id, self.asker_id = channel_id, asker_id
@@ -97,7 +111,7 @@ class RegenerateButton(
 
 
 class ImageRegenerateButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"mtai:img:regen:(?P<job>\w+)"
+    _Gated, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"mtai:img:regen:(?P<job>\w+)"
 ):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
@@ -121,7 +135,7 @@ class ImageRegenerateButton(
 
 
 class ImageDeleteButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"mtai:img:del:(?P<job>\w+)"
+    _Gated, discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"mtai:img:del:(?P<job>\w+)"
 ):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id

@@ -25,6 +25,7 @@ from telegram import BotCommand, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
+from adapters.telegram.access import ACCESS_COMMANDS
 from adapters.telegram.handlers import COMMANDS, Handlers
 from adapters.telegram.images import TelegramImageSurfaces
 from adapters.telegram.messages import PLATFORM
@@ -147,7 +148,9 @@ class TelegramAdapter:
 
     async def _set_commands(self, app: Application) -> None:
         try:
-            await app.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+            await app.bot.set_my_commands(
+                [BotCommand(name, text) for name, text in (*COMMANDS, *ACCESS_COMMANDS)]
+            )
         except TelegramError:
             logger.warning("Telegram: could not register the command menu", exc_info=True)
 

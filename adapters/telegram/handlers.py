@@ -36,6 +36,7 @@ from telegram.ext import (
     filters,
 )
 
+from adapters.telegram.access import AccessHandlers
 from adapters.telegram.images import DELETE_PREFIX, REGENERATE_PREFIX, TelegramImageSurfaces
 from adapters.telegram.messages import (
     PLATFORM,
@@ -61,6 +62,7 @@ from adapters.telegram.surface import (
     DraftSupport,
     TelegramChatSurface,
 )
+from bot.access.service import CHAT_OFF
 from bot.chat.conversations import ChatRequest, View
 from bot.commands import HELP, Reply
 from bot.core import Core
@@ -119,6 +121,7 @@ class Handlers:
         self._pacing = pacing
         self._drafts = drafts
         self._images = images
+        self._access = AccessHandlers(core, self._actor, self._show, self._say)
 
     async def interrupt_answers(self) -> None:
         """End answers still streaming with a note while the connection to Telegram is still open.
@@ -129,6 +132,7 @@ class Handlers:
         await self._core.chat.interrupt(PLATFORM, grace=SHUTDOWN_GRACE)
 
     def register(self, app: Application) -> None:
+        self._access.register(app)  # the gate first (group -1), and the access commands
         commands: dict[str, Callable[[Message, Incoming, str, Bot], Awaitable[None]]] = {
             "start": self._start,
             "help": self._help,
@@ -163,8 +167,15 @@ class Handlers:
         who = incoming(message, user)
         text = message.text or message.caption or ""
         if not who.private:
-            if not (mentions_bot(message, bot) or replies_to(message, bot.id)):
+            switches = self._core.access.switches(who.place)
+            called = mentions_bot(message, bot) or replies_to(message, bot.id)
+            if not called and not switches.reply_all:
                 return  # group chatter not meant for the bot
+            if switches.chat_off:
+                # Said once per chat, and only to someone who called the bot.
+                if called and self._core.access.first_notice(("chat off", who.place)):
+                    await self._reply(bot, who.target, CHAT_OFF)
+                return
             text = strip_mention(text, bot.username)
         await self._chat(bot, message, who, text)
 
@@ -241,6 +252,7 @@ class Handlers:
         if not text.strip() and picture_of(replied) is None:
             await self._reply(bot, who.target, ASK_HINT)
             return
+        self._core.access.require_chat(who.place)
         await self._chat(bot, message, who, text)
 
     async def _stop_command(self, message: Message, who: Incoming, args: str, bot: Bot) -> None:
@@ -252,6 +264,7 @@ class Handlers:
         if not args.strip():
             await self._reply(bot, who.target, usage_text())
             return
+        self._core.access.require_images(who.place)
         options = parse_imagine_args(args)
         actor = await self._actor(bot, message, who)
         surface = self._images.for_place(who.place)
@@ -284,10 +297,17 @@ class Handlers:
         args = arguments(message)
         actor = await self._actor(bot, message, who)
         reply = await self._core_command(name, args, actor, who, message)
+        await self._show(bot, who, reply)
+
+    async def _show(self, bot: Bot, who: Incoming, reply: Reply) -> None:
+        """A command's reply: a private one goes to the person's own chat when Telegram lets it."""
         if reply.private and not who.private and await self._tell_privately(bot, who, reply.text):
             await self._reply(bot, who.target, "I sent you the details in a private message.")
             return
         await self._reply(bot, who.target, reply.text)
+
+    async def _say(self, bot: Bot, who: Incoming, text: str) -> None:
+        await self._reply(bot, who.target, text)
 
     async def _tell_privately(self, bot: Bot, who: Incoming, text: str) -> bool:
         """Send a private reply (a balance, say) to the person's own chat with the bot.
@@ -348,6 +368,7 @@ class Handlers:
                 "Stopping." if stopped else "Only the person who asked, or an admin, can stop it."
             )
         elif data == REGENERATE_DATA:
+            self._core.access.require_chat(who.place)
             await query.answer("Writing it again…")
             surface = TelegramChatSurface(bot, who.target, self._drafts, self._pacing)
             chat_id = who.target.chat_id
@@ -372,9 +393,11 @@ class Handlers:
         actor = await self._actor(bot, None, who)
         job_id = data[len(REGENERATE_PREFIX) :]
         if data.startswith(DELETE_PREFIX):
-            await service.delete(job_id, who.user, is_admin=actor.is_platform_admin)
+            # BOT_ADMIN_IDS may delete anyone's picture anywhere, like the chat's admins here.
+            await service.delete(job_id, who.user, is_admin=self._core.prefs.is_admin(actor))
             await query.answer("Deleted.")
             return
+        self._core.access.require_images(who.place)
         await query.answer("Making it again…")
         await service.regenerate(
             job_id, who.user, self._images.for_place(who.place), is_admin=actor.is_platform_admin
@@ -388,7 +411,8 @@ class Handlers:
         if not self._core.chat.is_answering(who.place):
             return False
         actor = await self._actor(bot, message, who)
-        return actor.is_platform_admin and self._core.chat.stop(who.place, who.user, is_admin=True)
+        # The chat's admins, and BOT_ADMIN_IDS everywhere, may stop someone else's answer.
+        return self._core.prefs.is_admin(actor) and self._core.chat.stop(who.place, who.user, is_admin=True)
 
     async def _actor(self, bot: Bot, message: Message | None, who: Incoming) -> Actor:
         """The person, and whether Telegram says they administer this chat (always, in private)."""

@@ -1,4 +1,3 @@
-"""Access: who may use the bot where, and how fast (per-member rate limits in ``bot.access.rates``).
-
-Uses no other capability.
+"""Access: who may use the bot and where (the owner's lists, run-time overrides, channel switches), and how
+fast (per-member rate limits in ``bot.access.rates``). Uses no other capability; adapters ask it first.
 """

@@ -81,3 +81,33 @@ async def test_credits_limits_shows_spending_and_grants_against_the_limits(tmp_p
     assert "Spent today (UTC): $0.00 (limit $5.00)" in out
     assert "Spent this month (UTC): $0.00 (no limit)" in out
     assert "Starting grants today: 1 of 3" in out
+
+
+async def test_access_commands_allow_block_unblock_and_list(tmp_path: Path) -> None:
+    """python -m bot access: rules are stored and listed; a subject without a platform is explained."""
+    env = bot_env(tmp_path, ALLOWED_USERS="telegram:1", BLOCKED_CHATS="discord:5")
+    steps = [
+        ("block", "user", "telegram:42"),
+        ("allow", "chat", "telegram:-1001234"),
+        ("unblock", "chat", "discord:5"),
+        ("allow", "role", "discord:77"),
+    ]
+    said = []
+    for step in steps:
+        code, out, err = await run_bot(tmp_path, env, "", "access", *step)
+        assert 0 == code, err
+        said.append(out.strip())
+    code, listed, err = await run_bot(tmp_path, env, "", "access", "list")
+    assert 0 == code, err
+    bad, _, bad_err = await run_bot(tmp_path, env, "", "access", "block", "user", "42")
+
+    assert said[0].startswith("User telegram:42 is blocked now.")
+    assert said[1].startswith("Chat telegram:-1001234 is allowed now.")
+    assert said[2].startswith("Chat discord:5 is neither allowed nor blocked now.")
+    assert "Allowed users: telegram:1" in listed
+    assert "Allowed chats: telegram:-1001234" in listed
+    assert "Allowed roles: discord:77" in listed
+    assert "Blocked users: telegram:42" in listed
+    assert "Blocked chats: none" in listed
+    assert 2 == bad
+    assert "platform:id" in bad_err

@@ -179,3 +179,17 @@ async def test_the_terminal_chat_keeps_info_logs_out_of_the_conversation(tmp_pat
 
     assert " INFO " not in quiet
     assert " INFO " in chatty
+
+
+async def test_the_person_at_the_terminal_is_its_owner(tmp_path: Path) -> None:
+    """/grant, /take and /setbalance typed into the terminal chat work: whoever runs the bot owns it there."""
+    env = bot_env(tmp_path, MINITOOLAI_API_KEY="sk-test-key-123", STARTING_GRANT_USD="1")
+
+    code, out, err = await run_bot(
+        tmp_path, env, "/grant owner 2\n/take owner 0.5\n/credits\n/setbalance friend 3\n"
+    )
+
+    assert 0 == code, err
+    assert "Only" not in out
+    assert "Balance: $2.50" in out
+    assert "User friend" in out and "$3.00" in out

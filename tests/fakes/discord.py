@@ -224,6 +224,18 @@ class FakeDiscord:
         self.guilds[guild.id] = guild
         return guild
 
+    def role(self, guild: FakeGuild, name: str) -> int:
+        """A role made in ``guild`` (create it before discord.py connects, as GUILD_CREATE lists roles)."""
+        role_id = self._ids.next()
+        guild.roles[role_id] = name
+        return role_id
+
+    def give_role(self, guild: FakeGuild, user: FakeUser, role_id: int) -> None:
+        """``user`` holds the role from now on: member objects in later events carry it."""
+        assert role_id in guild.roles
+        guild.members.setdefault(user.id, user)
+        guild.member_roles.setdefault(user.id, []).append(role_id)
+
     def text_channel(self, guild: FakeGuild, name: str = "general") -> FakeChannel:
         channel = FakeChannel(self._ids.next(), GUILD_TEXT, name, guild_id=guild.id)
         guild.channels.append(channel)

@@ -133,6 +133,9 @@ class FakeGuild:
     channels: list[FakeChannel] = field(default_factory=list)
     threads: list[FakeChannel] = field(default_factory=list)
     members: dict[int, FakeUser] = field(default_factory=dict)
+    # Roles made by the server's admins (id -> name) and the ones each member holds.
+    roles: dict[int, str] = field(default_factory=dict)
+    member_roles: dict[int, list[int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +379,7 @@ def user_payload(user: FakeUser) -> JSON:
 
 
 def member_payload(guild: FakeGuild, user: FakeUser, permissions: int | None = None) -> JSON:
-    roles = [str(guild.bot_role_id)] if user.bot else []
+    roles = [str(guild.bot_role_id)] if user.bot else [str(r) for r in guild.member_roles.get(user.id, [])]
     payload: JSON = {
         "user": user_payload(user),
         "nick": None,
@@ -489,6 +492,10 @@ def guild_payload(guild: FakeGuild, bot: FakeUser) -> JSON:
         "roles": [
             role_payload(guild.id, "@everyone", MEMBER_PERMISSIONS, 0),
             role_payload(guild.bot_role_id, bot.name, BOT_PERMISSIONS, 1),
+            *(
+                role_payload(role_id, name, MEMBER_PERMISSIONS, 2 + index) | {"managed": False}
+                for index, (role_id, name) in enumerate(guild.roles.items())
+            ),
         ],
         "emojis": [],
         "stickers": [],

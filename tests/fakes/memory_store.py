@@ -35,8 +35,11 @@ from typing import Any
 from bot.errors import InsufficientCredits, SpendingLimitReached, StorageError
 from bot.ports import (
     UNFINISHED_JOB_STATES,
+    AccessKind,
+    AccessRule,
     Account,
     ChannelSettings,
+    ChannelSwitches,
     ConversationKey,
     Counter,
     EntryKind,
@@ -94,6 +97,9 @@ class MemoryStore:
         # image jobs
         self._jobs: dict[str, ImageJob] = {}
         self._job_order: list[str] = []
+        # access
+        self._access: dict[tuple[str, str], AccessRule] = {}
+        self._switches: dict[Place, ChannelSwitches] = {}
 
     # ------------------------------------------------------------ plumbing
 
@@ -190,6 +196,32 @@ class MemoryStore:
     async def set_meta(self, key: str, value: str) -> None:
         await self._checkpoint()
         self._meta[key] = value
+
+    # ------------------------------------------------------------ access
+
+    async def access_rules(self) -> list[AccessRule]:
+        await self._checkpoint()
+        return list(self._access.values())
+
+    async def put_access_rule(self, rule: AccessRule) -> None:
+        await self._checkpoint()
+        self._access.pop((rule.kind, rule.subject), None)  # a replaced rule becomes the newest
+        self._access[(rule.kind, rule.subject)] = dataclasses.replace(rule, updated_at=self._now())
+
+    async def delete_access_rule(self, kind: AccessKind, subject: str) -> bool:
+        await self._checkpoint()
+        return self._access.pop((kind, subject), None) is not None
+
+    async def all_channel_switches(self) -> dict[Place, ChannelSwitches]:
+        await self._checkpoint()
+        return dict(self._switches)
+
+    async def put_channel_switches(self, place: Place, switches: ChannelSwitches) -> None:
+        await self._checkpoint()
+        if switches == ChannelSwitches():
+            self._switches.pop(place, None)
+        else:
+            self._switches[place] = switches
 
     # ------------------------------------------------------------ ledger
 

@@ -13,12 +13,14 @@ import pytest
 from bot.errors import StorageError
 from bot.ports import Account, ConversationKey, Turn
 from storage import backup_sqlite, migrate, open_store
-from storage.common import load_migrations, parse_database_url
+from storage.common import parse_database_url
 from storage.sqlite import open_sqlite
+from storage.sqlite.migrate import migrations
 
 KEY = ConversationKey("telegram", "1", "2")
 ALICE = Account("telegram", "alice")
-NEWEST = len(load_migrations("storage.sqlite"))  # the same numbers on both backends
+NEWEST = len(migrations())  # the same numbered files for both backends
+ALL_VERSIONS = list(range(1, NEWEST + 1))
 
 # Rows as a bot on schema version 1 wrote them (no turns.status, no image_jobs.deadline_at).
 VERSION_1_ROWS = [
@@ -86,7 +88,7 @@ async def test_version_1_database_is_upgraded_in_place(database_url: str) -> Non
         assert [(t.text, t.status) for t in after][-1] == ("new", "stopped")
     finally:
         await store.close()
-    assert await schema_versions(database_url) == list(range(1, NEWEST + 1))
+    assert await schema_versions(database_url) == ALL_VERSIONS
 
 
 async def test_migrate_twice_is_a_no_op(database_url: str) -> None:
@@ -96,7 +98,7 @@ async def test_migrate_twice_is_a_no_op(database_url: str) -> None:
 
     assert first == (0, NEWEST)
     assert second == (NEWEST, NEWEST)
-    assert await schema_versions(database_url) == list(range(1, NEWEST + 1))
+    assert await schema_versions(database_url) == ALL_VERSIONS
 
 
 async def test_database_newer_than_the_code_is_refused(database_url: str) -> None:

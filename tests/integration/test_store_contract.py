@@ -11,8 +11,10 @@ import pytest
 
 from bot.errors import InsufficientCredits, SpendingLimitReached, StorageError
 from bot.ports import (
+    AccessRule,
     Account,
     ChannelSettings,
+    ChannelSwitches,
     ConversationKey,
     Counter,
     ImageJob,
@@ -652,3 +654,47 @@ async def test_two_stores_on_one_database_share_credits_safely(database_url: str
     finally:
         await first.close()
         await second.close()
+
+
+# ---------------------------------------------------------------- access rules and channel switches
+
+
+async def test_access_rules_are_stored_replaced_and_deleted(store: Store) -> None:
+    """An override per (kind, subject): a new verdict replaces the old, delete forgets it."""
+    await store.put_access_rule(AccessRule("user", "telegram:1", "allow", set_by="telegram:9"))
+    await store.put_access_rule(AccessRule("chat", "discord:55", "block"))
+    await store.put_access_rule(AccessRule("user", "telegram:1", "block", set_by="cli:owner"))
+
+    rules = {(r.kind, r.subject): r for r in await store.access_rules()}
+    assert {("user", "telegram:1"), ("chat", "discord:55")} == set(rules)
+    assert "block" == rules[("user", "telegram:1")].verdict
+    assert "cli:owner" == rules[("user", "telegram:1")].set_by
+    updated = rules[("chat", "discord:55")].updated_at
+    assert updated is not None and updated.utcoffset() == timedelta(0)
+
+    assert await store.delete_access_rule("user", "telegram:1")
+    assert not await store.delete_access_rule("user", "telegram:1")
+    assert [("chat", "discord:55")] == [(r.kind, r.subject) for r in await store.access_rules()]
+
+
+async def test_access_rule_kinds_are_checked_by_the_database(store: Store) -> None:
+    """A rule of an unknown kind or verdict never reaches the table."""
+    with pytest.raises(StorageError):
+        await store.put_access_rule(AccessRule("guild", "discord:1", "allow"))  # type: ignore[arg-type]
+    with pytest.raises(StorageError):
+        await store.put_access_rule(AccessRule("user", "discord:1", "maybe"))  # type: ignore[arg-type]
+    assert [] == await store.access_rules()
+
+
+async def test_channel_switches_round_trip_and_all_off_forgets_the_row(store: Store) -> None:
+    """Switches come back per place; setting them all off removes the place."""
+    here, there = Place("discord", "1", "2"), Place("telegram", "-100")
+    await store.put_channel_switches(here, ChannelSwitches(chat_off=True, reply_all=True))
+    await store.put_channel_switches(there, ChannelSwitches(images_off=True))
+    assert {
+        here: ChannelSwitches(chat_off=True, reply_all=True),
+        there: ChannelSwitches(images_off=True),
+    } == await store.all_channel_switches()
+
+    await store.put_channel_switches(here, ChannelSwitches())
+    assert {there: ChannelSwitches(images_off=True)} == await store.all_channel_switches()

@@ -204,10 +204,31 @@ async def test_reset_says_whether_there_was_anything_to_forget() -> None:
     """/reset after an exchange forgets it; a second /reset has nothing to forget."""
     r = rig()
     await say(r, "Remember me")
-    assert "Done: I forgot this conversation." == (await r.commands.reset(MEMBER, GROUP)).text
-    assert "There was nothing to forget here." == (await r.commands.reset(MEMBER, GROUP)).text
+    assert "Done: I forgot this conversation." == (await r.commands.reset(GROUP_ADMIN, GROUP)).text
+    assert "There was nothing to forget here." == (await r.commands.reset(GROUP_ADMIN, GROUP)).text
     await say(r, "Who am I?")
     assert ["Who am I?"] == [m.text for m in r.api.requests[-1][0]]  # nothing before it
+
+
+async def test_reset_of_a_shared_conversation_needs_an_admin() -> None:
+    """A member cannot make the whole channel's shared conversation forgotten; nothing is lost."""
+    r = rig()
+    await say(r, "Remember me")
+    with pytest.raises(NotAllowed):
+        await r.commands.reset(MEMBER, GROUP)
+    await say(r, "Still there?")
+    assert ["Remember me", "Still there?"] == [m.text for m in r.api.requests[-1][0] if m.role == "user"]
+
+
+async def test_in_per_user_mode_a_member_resets_their_own_conversation() -> None:
+    """With one conversation per person, /reset needs no admin and forgets only the asker's."""
+    r = rig()
+    await r.commands.context(GROUP_ADMIN, GROUP, "user")
+    await say(r, "Mine")
+    await say(r, "Theirs", user=GROUP_ADMIN.account)
+    assert "Done: I forgot this conversation." == (await r.commands.reset(MEMBER, GROUP)).text
+    await say(r, "Theirs again", user=GROUP_ADMIN.account)
+    assert ["Theirs", "Theirs again"] == [m.text for m in r.api.requests[-1][0] if m.role == "user"]
 
 
 # ---------------------------------------------------------------- credits
