@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.chat.conversations import ConversationService
 from bot.commands import Commands
 from bot.credits import CreditService
 from bot.images.service import ImageService
+from bot.ops.health import Health
 from bot.preferences import Preferences
 
 
@@ -18,3 +19,4 @@ class Core:
     prefs: Preferences
     commands: Commands
     images: ImageService
+    health: Health = field(default_factory=Health)  # adapters report their connection here
