@@ -299,6 +299,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
                 ),
                 name="prune",
             )
+        await core.health.save(store)  # each platform's last state, for `python -m bot status`
     logger.info("stopped cleanly")
 
 

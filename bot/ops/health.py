@@ -168,18 +168,20 @@ class Health:
             metrics.OPEN_HOLDS.set(snap.open_holds)
             metrics.OPEN_HELD.set(snap.open_held)
 
+    async def save(self, store: MetaWriter) -> None:
+        """Write each platform's connection state to the database's meta table."""
+        for link in list(self._links.values()):
+            try:
+                await store.set_meta(META_PREFIX + link.name, link.state.to_json())
+            except Exception:
+                logger.warning("could not record %s's connection state", link.name, exc_info=True)
+
     async def record_links(self, store: MetaWriter, stop: asyncio.Event) -> None:
-        """Write each platform's connection state to the database whenever it changes, until
-        ``stop``, so ``python -m bot status`` can tell it from another process."""
-        while True:
+        """Save the links whenever one changes, until ``stop``, so ``python -m bot status`` can
+        tell them from another process (the composition root saves them once more at the end)."""
+        while not stop.is_set():
             self._changed.clear()
-            for link in list(self._links.values()):
-                try:
-                    await store.set_meta(META_PREFIX + link.name, link.state.to_json())
-                except Exception:
-                    logger.warning("could not record %s's connection state", link.name, exc_info=True)
-            if stop.is_set():
-                return
+            await self.save(store)
             waiter = asyncio.ensure_future(self._changed.wait())
             stopper = asyncio.ensure_future(stop.wait())
             try:

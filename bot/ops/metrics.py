@@ -12,6 +12,7 @@ then costs one flag test, which is what ``bench/stream_pacing.py --metrics`` com
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, Protocol, TypeVar
@@ -30,6 +31,8 @@ from bot.errors import InsufficientCredits, MiniToolAIError, NotAllowed, QueueFu
 from bot.ops import context
 
 __all__ = ["REGISTRY", "enabled", "set_enabled"]
+
+logger = logging.getLogger(__name__)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
@@ -183,6 +186,9 @@ class _Result(Protocol):
     @property
     def outcome(self) -> str: ...
 
+    @property
+    def charged(self) -> int: ...
+
 
 P = ParamSpec("P")
 R = TypeVar("R", bound=_Result)
@@ -221,6 +227,9 @@ def records_answer(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R
             raise
         if _on:
             ANSWERS.labels(ctx.platform, ctx.model, result.outcome, "").inc()
+        logger.info(
+            "answer %s (model %s), charged %d micro-dollars", result.outcome, ctx.model, result.charged
+        )
         return result
 
     return answer

@@ -1,0 +1,187 @@
+"""Operations on the running bot: /metrics after an answer, /readyz following the platform's
+connection, JSON log lines, and ``python -m bot status``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from bot.credits.money import format_amount
+from bot.minitoolai.prices import PriceTable
+from bot.minitoolai.types import Usage
+from tests.e2e.telegram_harness import free_port, running_bot
+from tests.e2e.test_console import bot_env, run_bot
+from tests.fakes.minitoolai import ChatScript, FakeMiniToolAI
+
+NS = "minitoolai_bot_"
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples called ``name`` whose labels include ``labels`` (0 when none)."""
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                total += s.value
+    return total
+
+
+async def get(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        return response.status, await response.text()
+
+
+@contextmanager
+def log_event(logger_name: str, fragment: str) -> Iterator[asyncio.Event]:
+    """An event set when ``logger_name`` logs a line containing ``fragment`` (at INFO or above)."""
+    seen = asyncio.Event()
+
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if fragment in record.getMessage():
+                seen.set()
+
+    watched = logging.getLogger(logger_name)
+    handler, level = Watch(logging.INFO), watched.level
+    watched.addHandler(handler)
+    watched.setLevel(logging.INFO)
+    try:
+        yield seen
+    finally:
+        watched.removeHandler(handler)
+        watched.setLevel(level)
+
+
+async def test_metrics_show_an_answer_its_tokens_charge_and_edits(tmp_path: Path) -> None:
+    """After one group answer, /metrics counts it complete, with the usage's tokens, its exact
+    charge, and as many sends and edits as Telegram received."""
+    listen = f"127.0.0.1:{free_port()}"
+    usage = Usage(prompt_tokens=321, completion_tokens=45)
+    async with running_bot(tmp_path, metrics_listen=listen) as h:
+        url = f"http://{listen}/metrics"
+        _, before = await get(url)
+        h.ai.chat_scripts.append(ChatScript(tokens=[f"word{i} " for i in range(30)], delay=0.01, usage=usage))
+        group = h.tg.supergroup("Friends")
+        bob = h.tg.user("Bob", "bob")
+        mark = len(h.tg.requests)
+        h.tg.user_message(group, bob, "@minitoolai_bot tell me a story")
+        await h.answered(group["id"], start=mark)
+        status, after = await get(url)
+        shown = [
+            r
+            for r in h.tg.requests[mark:]
+            if r.ok and r.method in ("sendMessage", "editMessageText", "editMessageReplyMarkup")
+        ]
+
+    def grew(name: str, **labels: str) -> float:
+        return sample(after, NS + name, **labels) - sample(before, NS + name, **labels)
+
+    assert 200 == status
+    assert 1 == grew("answers_total", platform="telegram", model="gpt-4o-mini", outcome="complete")
+    assert 321 == grew("tokens_total", platform="telegram", model="gpt-4o-mini", direction="in")
+    assert 45 == grew("tokens_total", platform="telegram", model="gpt-4o-mini", direction="out")
+    expected = PriceTable().chat_cost("gpt-4o-mini", usage)
+    assert expected == grew("charged_microdollars_total", platform="telegram", purpose="chat")
+    edits = sum(r.method != "sendMessage" for r in shown)
+    sends = sum(r.method == "sendMessage" for r in shown)
+    assert edits >= 1
+    assert edits == grew("platform_messages_total", platform="telegram", op="edit") + grew(
+        "platform_messages_total", platform="telegram", op="finish"
+    )
+    assert sends == grew("platform_messages_total", platform="telegram", op="send")
+    assert 1 == grew("first_text_seconds_count", platform="telegram")
+    assert grew("db_call_seconds_count", op="settle") >= 1
+    assert 1 == sample(after, NS + "ready")
+    assert sample(after, NS + "open_reservations") == 0
+    # Nothing personal in any label: no user id, chat id or text.
+    for family in text_string_to_metric_families(after):
+        for s in family.samples:
+            values = " ".join(s.labels.values())
+            assert str(bob["id"]) not in values and str(group["id"]) not in values
+            assert "story" not in values and "word" not in values
+
+
+async def test_readyz_follows_the_platform_connection(tmp_path: Path) -> None:
+    """/healthz is 200 throughout; /readyz is 200 while Telegram answers, 503 naming Telegram
+    once it goes away, and 200 again once the bot is polling it again."""
+    listen = f"127.0.0.1:{free_port()}"
+    async with running_bot(tmp_path, metrics_listen=listen) as h:
+        ready_before = await get(f"http://{listen}/readyz")
+        with log_event("bot.ops.health", "telegram: disconnected") as gone:
+            await h.tg.go_offline()
+            await asyncio.wait_for(gone.wait(), 10)
+        while_down = await get(f"http://{listen}/readyz")
+        alive_while_down = await get(f"http://{listen}/healthz")
+        h.ai.chat_scripts.append(ChatScript(tokens=["Back again."]))
+        alice = h.tg.user("Alice", "alice")
+        with log_event("bot.ops.health", "telegram: connected") as back:
+            await h.tg.go_online()
+            h.tg.user_message(h.tg.private_chat(alice), alice, "are you there?")
+            await asyncio.wait_for(back.wait(), 15)
+        ready_after = await get(f"http://{listen}/readyz")
+
+    assert (200, "ready\n") == ready_before
+    assert 503 == while_down[0]
+    assert "telegram: disconnected" in while_down[1]
+    assert 200 == alive_while_down[0]
+    assert 200 == ready_after[0]
+
+
+async def test_json_logs_parse_line_by_line_share_a_request_id_and_hold_no_secret(tmp_path: Path) -> None:
+    """LOG_FORMAT=json: every stderr line is one JSON object; an answer's lines (the stream's end,
+    the settled answer) share a request id, two answers have two; the API key appears nowhere."""
+    async with FakeMiniToolAI() as fake:
+        fake.chat_scripts.append(ChatScript(tokens=["One."]))
+        fake.chat_scripts.append(ChatScript(tokens=["Two."]))
+        env = bot_env(
+            tmp_path,
+            MINITOOLAI_API_KEY=fake.api_key,
+            MINITOOLAI_BASE_URL=fake.base_url,
+            LOG_FORMAT="json",
+            LOG_LEVEL="INFO",
+        )
+
+        code, out, err = await run_bot(tmp_path, env, "first\nsecond\n")
+
+    assert 0 == code, err
+    entries = [json.loads(line) for line in err.splitlines()]
+    assert entries and all({"time", "level", "logger", "message", "request_id"} <= e.keys() for e in entries)
+    finished = [e["request_id"] for e in entries if e["message"].startswith("chat finished")]
+    settled = [e["request_id"] for e in entries if e["message"].startswith("answer complete")]
+    assert 2 == len(set(finished)) and "-" not in finished
+    assert finished == settled
+    assert fake.api_key not in err + out
+
+
+async def test_status_reports_database_platform_queue_holds_and_spending(tmp_path: Path) -> None:
+    """``python -m bot status`` after a Telegram answer: the database answers, Telegram's last
+    connection is recorded, nothing is queued or held, and today's spending is the charge."""
+    usage = Usage(prompt_tokens=20, completion_tokens=300)
+    async with running_bot(tmp_path) as h:
+        h.ai.chat_scripts.append(ChatScript(tokens=["Hi."], usage=usage))
+        alice = h.tg.user("Alice", "alice")
+        chat = h.tg.private_chat(alice)
+        h.tg.user_message(chat, alice, "hello")
+        await h.answered(chat["id"])
+        token = h.settings.telegram_token
+    assert token is not None
+    env = bot_env(tmp_path, TELEGRAM_TOKEN=token.get_secret_value())
+
+    code, out, err = await run_bot(tmp_path, env, "", "status")
+
+    assert 0 == code, err
+    assert "Database: answers" in out
+    assert "Telegram: disconnected (stopped)" in out and "last connected 20" in out
+    assert "Picture queue: 0 queued, 0 generating." in out
+    assert "Open holds: 0" in out
+    charge = PriceTable().chat_cost("gpt-4o-mini", usage)
+    assert charge > 0
+    assert f"Spent today (UTC): {format_amount(charge)}." in out
+    assert token.get_secret_value() not in out + err
