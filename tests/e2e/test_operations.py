@@ -14,8 +14,10 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.credits.money import format_amount
+from bot.logs import WithRequestId
 from bot.minitoolai.prices import PriceTable
 from bot.minitoolai.types import Usage
+from tests.e2e.discord_harness import DiscordWorld
 from tests.e2e.telegram_harness import free_port, running_bot
 from tests.e2e.test_console import bot_env, run_bot
 from tests.fakes.minitoolai import ChatScript, FakeMiniToolAI
@@ -59,6 +61,28 @@ def log_event(logger_name: str, fragment: str) -> Iterator[asyncio.Event]:
         watched.setLevel(level)
 
 
+@contextmanager
+def captured(logger_name: str) -> Iterator[list[logging.LogRecord]]:
+    """Records of ``logger_name`` at INFO and above, each with the request id the bot's handler adds."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(logging.INFO)
+    handler.addFilter(WithRequestId())
+    watched = logging.getLogger(logger_name)
+    level = watched.level
+    watched.addHandler(handler)
+    watched.setLevel(logging.INFO)
+    try:
+        yield records
+    finally:
+        watched.removeHandler(handler)
+        watched.setLevel(level)
+
+
 async def test_metrics_show_an_answer_its_tokens_charge_and_edits(tmp_path: Path) -> None:
     """After one group answer, /metrics counts it complete, with the usage's tokens, its exact
     charge, and as many sends and edits as Telegram received."""
@@ -71,8 +95,9 @@ async def test_metrics_show_an_answer_its_tokens_charge_and_edits(tmp_path: Path
         group = h.tg.supergroup("Friends")
         bob = h.tg.user("Bob", "bob")
         mark = len(h.tg.requests)
-        h.tg.user_message(group, bob, "@minitoolai_bot tell me a story")
-        await h.answered(group["id"], start=mark)
+        with captured("bot") as records:
+            h.tg.user_message(group, bob, "@minitoolai_bot tell me a story")
+            await h.answered(group["id"], start=mark)
         status, after = await get(url)
         shown = [
             r
@@ -99,6 +124,13 @@ async def test_metrics_show_an_answer_its_tokens_charge_and_edits(tmp_path: Path
     assert 1 == grew("first_text_seconds_count", platform="telegram")
     assert grew("db_call_seconds_count", op="settle") >= 1
     assert 1 == sample(after, NS + "ready")
+    # The answer's log lines, from the stream's end to the settled answer, share one request id.
+    ids = {
+        getattr(r, "request_id", None)
+        for r in records
+        if r.getMessage().startswith(("chat finished", "answer complete"))
+    }
+    assert 1 == len(ids) and "-" not in ids
     assert sample(after, NS + "open_reservations") == 0
     # Nothing personal in any label: no user id, chat id or text.
     for family in text_string_to_metric_families(after):
@@ -185,3 +217,44 @@ async def test_status_reports_database_platform_queue_holds_and_spending(tmp_pat
     assert charge > 0
     assert f"Spent today (UTC): {format_amount(charge)}." in out
     assert token.get_secret_value() not in out + err
+
+
+async def test_discord_reports_its_gateway_connection(tmp_path: Path) -> None:
+    """Discord is ready once its gateway connects; a dropped gateway is reported disconnected,
+    and ready again once discord.py has reconnected."""
+    listen = f"127.0.0.1:{free_port()}"
+    async with DiscordWorld.open(tmp_path) as world:
+        with log_event("bot.ops.health", "discord: connected") as connected:
+            async with world.bot(metrics_listen=listen):
+                await asyncio.wait_for(connected.wait(), 10)
+                ready = await get(f"http://{listen}/readyz")
+                connected.clear()
+                with log_event("bot.ops.health", "discord: disconnected") as dropped:
+                    await world.dc.drop_gateway()
+                    await asyncio.wait_for(dropped.wait(), 10)
+                await asyncio.wait_for(connected.wait(), 15)
+                ready_again = await get(f"http://{listen}/readyz")
+                _, scraped = await get(f"http://{listen}/metrics")
+
+    assert (200, "ready\n") == ready
+    assert (200, "ready\n") == ready_again
+    assert 1 == sample(scraped, NS + "platform_connected", platform="discord")
+
+
+async def test_a_refused_answer_is_counted_with_its_reason(tmp_path: Path) -> None:
+    """A user without credit is refused before anything goes upstream: answers_total counts it
+    refused for "credits", and no chat request reached MiniToolAI."""
+    listen = f"127.0.0.1:{free_port()}"
+    async with running_bot(tmp_path, grant="0", metrics_listen=listen) as h:
+        _, before = await get(f"http://{listen}/metrics")
+        alice = h.tg.user("Alice", "alice")
+        chat = h.tg.private_chat(alice)
+        mark = len(h.tg.requests)
+        h.tg.user_message(chat, alice, "hello")
+        await h.tg.wait_for(lambda r: r.method == "sendMessage" and r.ok, start=mark)
+        _, after = await get(f"http://{listen}/metrics")
+
+    labels = {"platform": "telegram", "outcome": "refused", "reason": "credits"}
+    name = NS + "answers_total"
+    assert 1 == sample(after, name, **labels) - sample(before, name, **labels)
+    assert [] == h.chat_requests()
