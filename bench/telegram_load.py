@@ -283,19 +283,24 @@ async def bot_main(conn: Connection, urls: JSON, database: Path, metrics: bool =
     late: list[float] = []
     monitor = asyncio.create_task(_loop_lateness(late), name="loop-lateness")
     bot = asyncio.create_task(serve(settings, stop), name="bot")
-    scraper = asyncio.create_task(_scrape(settings.metrics_listen), name="scrape") if metrics else None
+    scraped: list[str] = []
+    scraper = (
+        asyncio.create_task(_scrape(settings.metrics_listen, scraped), name="scrape") if metrics else None
+    )
     results = asyncio.get_running_loop().run_in_executor(None, conn.recv)
     done, _ = await asyncio.wait({bot, results}, return_when=asyncio.FIRST_COMPLETED)
     if bot in done:
         bot.result()
         raise SystemExit("the bot stopped before the bench ended")
+    if scraper is not None:
+        scraper.cancel()
+        await _scrape_once(settings.metrics_listen, scraped)  # the totals of the whole run
     stop.set()
     await bot
     monitor.cancel()
-    if scraper is not None:
-        scraper.cancel()
     figures: JSON = results.result()
     figures["loop_late"] = late
+    figures["metrics_text"] = scraped[-1] if scraped else ""
     return figures
 
 
@@ -307,16 +312,63 @@ async def _loop_lateness(late: list[float], every: float = 0.05) -> None:
         late.append(time.monotonic() - due)
 
 
-async def _scrape(listen: str, every: float = 1.0) -> None:
+async def _scrape(listen: str, into: list[str], every: float = 1.0) -> None:
     """Read /metrics now and then, as Prometheus would (its cost is part of what --metrics measures)."""
-    async with aiohttp.ClientSession() as http:
-        while True:
-            await asyncio.sleep(every)
-            try:
-                async with http.get(f"http://{listen}/metrics") as response:
-                    await response.read()
-            except aiohttp.ClientError:
-                pass  # not listening yet
+    while True:
+        await asyncio.sleep(every)
+        await _scrape_once(listen, into)
+
+
+async def _scrape_once(listen: str, into: list[str]) -> None:
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"http://{listen}/metrics") as response:
+            into.append(await response.text())
+    except aiohttp.ClientError:
+        pass  # not listening yet
+
+
+def recorder_cost(metrics_text: str, answers: int) -> str:
+    """The recorders' own CPU per answer: how often the run called each kind (from its /metrics
+    totals) times what one call costs, timed here with recording on (median of 5 runs; steadier
+    on a busy machine than the difference of two whole runs)."""
+    import contextvars
+    import timeit
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from bot.ops import context, metrics
+
+    totals: collections.defaultdict[str, float] = collections.defaultdict(float)
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name.endswith(("_total", "_count")):
+                totals[sample.name] += sample.value
+    ns = "minitoolai_bot_"
+    calls = {
+        "shown": totals[ns + "platform_messages_total"],
+        "db_call": totals[ns + "db_call_seconds_count"],
+        "answer": 2 * totals[ns + "answers_total"],  # the decorator's count, and model()
+        "charged": 2 * totals[ns + "answers_total"],  # held at the reserve, charged at the settle
+    }
+
+    def timed() -> dict[str, float]:
+        context.begin("telegram", claim=True)
+        metrics.set_enabled(True)
+        probes = {
+            "shown": lambda: metrics.shown("edit", 0.2),
+            "db_call": lambda: metrics.db_call("settle", 0.001),
+            "answer": lambda: metrics.model("gpt-4o-mini"),
+            "charged": lambda: metrics.charged("chat", "gpt-4o-mini", 100, tokens=(10, 20)),
+        }
+        return {
+            name: statistics.median(timeit.repeat(probe, number=20_000, repeat=5)) / 20_000
+            for name, probe in probes.items()
+        }
+
+    cost = contextvars.copy_context().run(timed)
+    per_answer = sum(calls[name] * cost[name] for name in calls) / answers
+    detail = ", ".join(f"{name} {calls[name] / answers:.0f}x{cost[name] * 1e6:.1f} µs" for name in calls)
+    return f"{per_answer * 1e6:.0f} µs ({detail})"
 
 
 def _limit_sessions(limit: int) -> None:
@@ -402,6 +454,8 @@ def report(args: argparse.Namespace, got: JSON, bot_cpu: float, bot_rss: float) 
         f"{bot_cpu / answers * 1000:.1f} ms (metrics {'on' if args.metrics else 'off'})",
         "on: < 5 % above off",
     )
+    if got.get("metrics_text"):
+        row("  of which metrics recorders", recorder_cost(got["metrics_text"], answers))
     row("CPU, fakes' process", f"{got['cpu']:.1f} s")
     row("CPU, both", f"{bot_cpu + got['cpu']:.1f} s")
     row("peak RSS", f"bot {bot_rss:.0f} MB, fakes {got['rss_mb']:.0f} MB")

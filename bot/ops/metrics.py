@@ -161,6 +161,17 @@ DATABASE_UP = Gauge(
 
 _on = False
 _queued_at: dict[str, float] = {}
+_children: dict[tuple[object, ...], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, kept: prometheus-client's lookup takes a lock and validates
+    each time, several times the cost of the increment itself. Labels are bounded, so is this."""
+    key = (metric, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
 
 
 def set_enabled(on: bool) -> None:
@@ -223,10 +234,10 @@ def records_answer(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R
             if _on:
                 reason = _refusal(exc)
                 outcome = "failed" if reason in ("upstream", "error") else "refused"
-                ANSWERS.labels(ctx.platform, ctx.model, outcome, reason).inc()
+                _child(ANSWERS, ctx.platform, ctx.model, outcome, reason).inc()
             raise
         if _on:
-            ANSWERS.labels(ctx.platform, ctx.model, result.outcome, "").inc()
+            _child(ANSWERS, ctx.platform, ctx.model, result.outcome, "").inc()
         logger.info(
             "answer %s (model %s), charged %d micro-dollars", result.outcome, ctx.model, result.charged
         )
@@ -260,12 +271,12 @@ def shown(op: str, waited: float | None) -> None:
         return
     ctx = context.current()
     platform = ctx.platform if ctx is not None else ""
-    MESSAGES.labels(platform, op).inc()
+    _child(MESSAGES, platform, op).inc()
     if waited is not None:
-        VISIBLE_LAG.labels(platform).observe(waited)
+        _child(VISIBLE_LAG, platform).observe(waited)
     if ctx is not None and not ctx.shown and op != "finish":
         ctx.shown = True
-        FIRST_TEXT.labels(platform).observe(time.monotonic() - ctx.started)
+        _child(FIRST_TEXT, platform).observe(time.monotonic() - ctx.started)
 
 
 def rate_limited(retry_after: float, platform: str | None = None) -> None:
@@ -273,8 +284,8 @@ def rate_limited(retry_after: float, platform: str | None = None) -> None:
     if not _on:
         return
     name = _platform() if platform is None else platform
-    RATE_LIMITED.labels(name).inc()
-    RETRY_AFTER.labels(name).inc(max(0.0, retry_after))
+    _child(RATE_LIMITED, name).inc()
+    _child(RETRY_AFTER, name).inc(max(0.0, retry_after))
 
 
 # ---------------------------------------------------------------- money and tokens
@@ -282,7 +293,7 @@ def rate_limited(retry_after: float, platform: str | None = None) -> None:
 
 def held(purpose: str, amount: int) -> None:
     if _on:
-        HELD.labels(_platform(), purpose).inc(amount)
+        _child(HELD, _platform(), purpose).inc(amount)
 
 
 def charged(purpose: str, model_name: str, amount: int, *, tokens: tuple[int, int] | None = None) -> None:
@@ -291,15 +302,15 @@ def charged(purpose: str, model_name: str, amount: int, *, tokens: tuple[int, in
         return
     platform = _platform()
     if amount > 0:
-        CHARGED.labels(platform, purpose, model_name).inc(amount)
+        _child(CHARGED, platform, purpose, model_name).inc(amount)
     if tokens is not None:
-        TOKENS.labels(platform, model_name, "in").inc(max(0, tokens[0]))
-        TOKENS.labels(platform, model_name, "out").inc(max(0, tokens[1]))
+        _child(TOKENS, platform, model_name, "in").inc(max(0, tokens[0]))
+        _child(TOKENS, platform, model_name, "out").inc(max(0, tokens[1]))
 
 
 def upstream_error(kind: str) -> None:
     if _on:
-        UPSTREAM_ERRORS.labels(kind).inc()
+        _child(UPSTREAM_ERRORS, kind).inc()
 
 
 # ---------------------------------------------------------------- pictures
@@ -313,13 +324,13 @@ def image_job(platform: str, state: str, job_id: str | None = None) -> None:
     if state == "started":
         queued_at = _queued_at.pop(job_id, None) if job_id else None
         if queued_at is not None:
-            IMAGE_WAIT.labels(platform).observe(time.monotonic() - queued_at)
+            _child(IMAGE_WAIT, platform).observe(time.monotonic() - queued_at)
         return
     if state == "queued" and job_id:
         _queued_at[job_id] = time.monotonic()
     elif job_id:
         _queued_at.pop(job_id, None)
-    IMAGE_JOBS.labels(platform, state).inc()
+    _child(IMAGE_JOBS, platform, state).inc()
 
 
 # ---------------------------------------------------------------- the database
@@ -327,4 +338,4 @@ def image_job(platform: str, state: str, job_id: str | None = None) -> None:
 
 def db_call(op: str, seconds: float) -> None:
     if _on:
-        DB_CALLS.labels(op).observe(seconds)
+        _child(DB_CALLS, op).observe(seconds)

@@ -50,6 +50,9 @@ def test_dockerfile_runs_the_bot_as_a_user_with_the_data_volume() -> None:
     assert re.search(r"^USER (?!root)\w+$", text, flags=re.M)
     assert 'VOLUME ["/app/data"]' in text
     assert 'CMD [".venv/bin/python", "-m", "bot"]' in text
+    # The owner's secrets and local virtualenv never go into the image.
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".env", ".venv", "data"} <= set(ignored)
 
 
 def test_compose_names_only_settings_the_env_example_documents() -> None:
