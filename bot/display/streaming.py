@@ -440,7 +440,6 @@ class StreamPresenter:
         try:
             await self._perform(op)
         except PlatformRateLimited as exc:
-            metrics.rate_limited(exc.retry_after)
             logger.info("platform asked to wait %.2fs during streaming", exc.retry_after)
             self._bucket.hold(exc.retry_after)
             self._wake.set()
@@ -606,7 +605,6 @@ class StreamPresenter:
                 result = await call()
             except PlatformRateLimited as exc:
                 limited += 1
-                metrics.rate_limited(exc.retry_after)
                 if limited >= FINAL_ATTEMPTS:
                     logger.exception("final %s still rate limited after %d attempts", what, limited)
                     raise

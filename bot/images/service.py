@@ -634,7 +634,6 @@ class ImageService:
             try:
                 return await surface.post_image(image, caption, job.id, reply_to=None)
             except PlatformRateLimited as exc:
-                metrics.rate_limited(exc.retry_after, job.place.platform)
                 rate_limited += 1
                 if rate_limited >= POST_RATE_LIMITED_ATTEMPTS:
                     raise _Failure("failed", "it could not be posted here (the chat is too busy)") from exc

@@ -20,7 +20,7 @@ from bot.minitoolai.types import Usage
 from tests.e2e.discord_harness import DiscordWorld
 from tests.e2e.telegram_harness import free_port, running_bot
 from tests.e2e.test_console import bot_env, run_bot
-from tests.fakes.minitoolai import ChatScript, FakeMiniToolAI
+from tests.fakes.minitoolai import ChatScript, FakeMiniToolAI, ImageScript
 
 NS = "minitoolai_bot_"
 
@@ -258,3 +258,63 @@ async def test_a_refused_answer_is_counted_with_its_reason(tmp_path: Path) -> No
     name = NS + "answers_total"
     assert 1 == sample(after, name, **labels) - sample(before, name, **labels)
     assert [] == h.chat_requests()
+
+
+async def test_metrics_follow_a_picture_job_through_its_states(tmp_path: Path) -> None:
+    """/imagine: the job is counted queued, submitted and done, its queue wait observed, its
+    price charged for "image", and nothing is left queued or held."""
+    listen = f"127.0.0.1:{free_port()}"
+    fast = {"image_poll_initial_seconds": 0.01, "image_poll_max_seconds": 0.02}
+    async with running_bot(tmp_path, metrics_listen=listen, **fast) as h:
+        url = f"http://{listen}/metrics"
+        _, before = await get(url)
+        h.ai.image_scripts.append(ImageScript(pending_polls=1))
+        group = h.tg.supergroup("Artists")
+        h.tg.user_message(group, h.tg.user("Alice"), "/imagine a red fox --model dreamshaper")
+        await h.tg.wait_for(lambda r: r.method == "sendPhoto" and r.ok, 10)
+        await h.tg.wait_for(lambda r: r.method == "deleteMessage" and r.ok, 10)
+        _, after = await get(url)
+
+    def grew(name: str, **labels: str) -> float:
+        return sample(after, NS + name, **labels) - sample(before, NS + name, **labels)
+
+    for state in ("queued", "submitted", "done"):
+        assert 1 == grew("image_jobs_total", platform="telegram", state=state), state
+    assert 0 == grew("image_jobs_total", platform="telegram", state="failed")
+    assert 1 == grew("image_queue_wait_seconds_count", platform="telegram")
+    assert PriceTable().image_cost("dreamshaper") == grew(
+        "charged_microdollars_total", platform="telegram", purpose="image"
+    )
+    assert 0 == sample(after, NS + "image_queue_length")
+    assert 0 == sample(after, NS + "open_reservations")
+
+
+async def test_platform_429s_and_their_retry_after_are_counted(tmp_path: Path) -> None:
+    """Two 429s from Telegram on edits, one from Discord on a message: each counted once under its
+    platform, with the seconds of retry_after it asked for."""
+    listen = f"127.0.0.1:{free_port()}"
+    async with running_bot(tmp_path, metrics_listen=listen) as h:
+        _, before = await get(f"http://{listen}/metrics")
+        h.ai.chat_scripts.append(ChatScript(tokens=[f"w{i} " for i in range(60)], delay=0.005))
+        h.tg.fail_next("editMessageText", 429, "Too Many Requests: retry after 1", 0.25, times=2)
+        group = h.tg.supergroup("Limited")
+        mark = len(h.tg.requests)
+        h.tg.user_message(group, h.tg.user("Alice", "alice"), "@minitoolai_bot go")
+        await h.answered(group["id"], start=mark, within=15)
+        _, telegram = await get(f"http://{listen}/metrics")
+    async with DiscordWorld.open(tmp_path / "discord") as world:
+        world.ai.chat_scripts.append(ChatScript(tokens=["Hello."]))
+        world.dc.fail_next("POST", r"/channels/\d+/messages", status=429, retry_after=0.05)
+        async with world.bot(metrics_listen=listen):
+            await world.dc.message_create(world.general, world.alice, f"<@{world.dc.bot_user.id}> hi")
+            await world.finished_answer(world.general)
+            _, discord = await get(f"http://{listen}/metrics")
+
+    def grew(text: str, name: str, platform: str) -> float:
+        return sample(text, NS + name, platform=platform) - sample(before, NS + name, platform=platform)
+
+    assert 2 == grew(telegram, "platform_rate_limited_total", "telegram")
+    assert 0.5 == grew(telegram, "platform_retry_after_seconds_total", "telegram")
+    assert 1 == grew(discord, "platform_rate_limited_total", "discord")
+    # Discord's Retry-After header gives whole seconds (its body's 0.05 is what discord.py waits).
+    assert 1 == grew(discord, "platform_retry_after_seconds_total", "discord")
