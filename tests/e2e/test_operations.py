@@ -122,6 +122,7 @@ async def test_metrics_show_an_answer_its_tokens_charge_and_edits(tmp_path: Path
     )
     assert sends == grew("platform_messages_total", platform="telegram", op="send")
     assert 1 == grew("first_text_seconds_count", platform="telegram")
+    assert grew("visible_lag_seconds_count", platform="telegram") >= 1
     assert grew("db_call_seconds_count", op="settle") >= 1
     assert 1 == sample(after, NS + "ready")
     # The answer's log lines, from the stream's end to the settled answer, share one request id.
@@ -318,3 +319,26 @@ async def test_platform_429s_and_their_retry_after_are_counted(tmp_path: Path) -
     assert 1 == grew(discord, "platform_rate_limited_total", "discord")
     # Discord's Retry-After header gives whole seconds (its body's 0.05 is what discord.py waits).
     assert 1 == grew(discord, "platform_retry_after_seconds_total", "discord")
+
+
+async def test_an_upstream_error_is_counted_by_kind_and_fails_the_answer(tmp_path: Path) -> None:
+    """MiniToolAI answers 402: upstream_errors_total counts a PaymentRequired, the answer is
+    counted failed for "upstream", and nothing is charged."""
+    listen = f"127.0.0.1:{free_port()}"
+    async with running_bot(tmp_path, metrics_listen=listen) as h:
+        _, before = await get(f"http://{listen}/metrics")
+        h.ai.fail_next(402, {"error": {"message": "insufficient balance"}})
+        alice = h.tg.user("Alice", "alice")
+        chat = h.tg.private_chat(alice)
+        mark = len(h.tg.requests)
+        h.tg.user_message(chat, alice, "hello")
+        await h.tg.wait_for(lambda r: r.method == "sendMessage" and r.ok, start=mark)
+        _, after = await get(f"http://{listen}/metrics")
+
+    def grew(name: str, **labels: str) -> float:
+        return sample(after, NS + name, **labels) - sample(before, NS + name, **labels)
+
+    assert 1 == grew("upstream_errors_total", kind="PaymentRequired")
+    assert 1 == grew("answers_total", platform="telegram", outcome="failed", reason="upstream")
+    assert 0 == grew("charged_microdollars_total", platform="telegram")
+    assert 0 == sample(after, NS + "open_reservations")
