@@ -1,6 +1,6 @@
 """Bench: many Telegram chats ask at once for a long answer, through the whole real bot.
 
-    python bench/telegram_load.py [--private 150 --groups 50 --tokens 500 --rate 40]
+    python bench/telegram_load.py [--private 150 --groups 50 --tokens 500 --rate 40] [--metrics]
 
 The real composition root (``bot.__main__.serve``: python-telegram-bot's Application, the aiohttp
 MiniToolAI client, SQLite) runs in this process against the fake Telegram Bot API and the fake
@@ -14,7 +14,9 @@ answer is ``--tokens`` plain words (``w0 w1 ...``) streamed at ``--rate`` tokens
 Printed: 429s received, answers complete (every bot message of the chat joined equals the whole
 answer), visible lag (for each token: from the fake MiniToolAI writing it to the first Telegram
 request whose text shows the answer up to it: a draft, a new message or an edit), Bot API calls
-per answer, CPU seconds and peak RSS of the bot process and of the fakes' process.
+per answer, CPU seconds (in all and per answer) and peak RSS of the bot process and of the fakes'
+process. ``--metrics`` runs the bot with METRICS_LISTEN set (every recorder on, /metrics scraped
+once a second as a busy Prometheus would): compare its CPU per answer with a run without.
 """
 
 from __future__ import annotations
@@ -259,7 +261,7 @@ def fakes_process(conn: Connection, args: argparse.Namespace) -> None:
 # ------------------------------------------------------------------ the bot's process
 
 
-async def bot_main(conn: Connection, urls: JSON, database: Path) -> JSON:
+async def bot_main(conn: Connection, urls: JSON, database: Path, metrics: bool = False) -> JSON:
     from pydantic import SecretStr
 
     from bot.__main__ import serve
@@ -275,21 +277,30 @@ async def bot_main(conn: Connection, urls: JSON, database: Path) -> JSON:
         database_url=f"sqlite:///{database}",
         starting_grant_usd=Decimal(5),
         log_level="WARNING",
+        metrics_listen="127.0.0.1:9108" if metrics else "",
     )
     stop = asyncio.Event()
     late: list[float] = []
     monitor = asyncio.create_task(_loop_lateness(late), name="loop-lateness")
     bot = asyncio.create_task(serve(settings, stop), name="bot")
+    scraped: list[str] = []
+    scraper = (
+        asyncio.create_task(_scrape(settings.metrics_listen, scraped), name="scrape") if metrics else None
+    )
     results = asyncio.get_running_loop().run_in_executor(None, conn.recv)
     done, _ = await asyncio.wait({bot, results}, return_when=asyncio.FIRST_COMPLETED)
     if bot in done:
         bot.result()
         raise SystemExit("the bot stopped before the bench ended")
+    if scraper is not None:
+        scraper.cancel()
+        await _scrape_once(settings.metrics_listen, scraped)  # the totals of the whole run
     stop.set()
     await bot
     monitor.cancel()
     figures: JSON = results.result()
     figures["loop_late"] = late
+    figures["metrics_text"] = scraped[-1] if scraped else ""
     return figures
 
 
@@ -299,6 +310,65 @@ async def _loop_lateness(late: list[float], every: float = 0.05) -> None:
         due = time.monotonic() + every
         await asyncio.sleep(every)
         late.append(time.monotonic() - due)
+
+
+async def _scrape(listen: str, into: list[str], every: float = 1.0) -> None:
+    """Read /metrics now and then, as Prometheus would (its cost is part of what --metrics measures)."""
+    while True:
+        await asyncio.sleep(every)
+        await _scrape_once(listen, into)
+
+
+async def _scrape_once(listen: str, into: list[str]) -> None:
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"http://{listen}/metrics") as response:
+            into.append(await response.text())
+    except aiohttp.ClientError:
+        pass  # not listening yet
+
+
+def recorder_cost(metrics_text: str, answers: int) -> str:
+    """The recorders' own CPU per answer: how often the run called each kind (from its /metrics
+    totals) times what one call costs, timed here with recording on (median of 5 runs; steadier
+    on a busy machine than the difference of two whole runs)."""
+    import contextvars
+    import timeit
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from bot.ops import context, metrics
+
+    totals: collections.defaultdict[str, float] = collections.defaultdict(float)
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name.endswith(("_total", "_count")):
+                totals[sample.name] += sample.value
+    ns = "minitoolai_bot_"
+    calls = {
+        "shown": totals[ns + "platform_messages_total"],
+        "db_call": totals[ns + "db_call_seconds_count"],
+        "answer": 2 * totals[ns + "answers_total"],  # the decorator's count, and model()
+        "charged": 2 * totals[ns + "answers_total"],  # held at the reserve, charged at the settle
+    }
+
+    def timed() -> dict[str, float]:
+        context.begin("telegram", claim=True)
+        metrics.set_enabled(True)
+        probes = {
+            "shown": lambda: metrics.shown("edit", 0.2),
+            "db_call": lambda: metrics.db_call("settle", 0.001),
+            "answer": lambda: metrics.model("gpt-4o-mini"),
+            "charged": lambda: metrics.charged("chat", "gpt-4o-mini", 100, tokens=(10, 20)),
+        }
+        return {
+            name: statistics.median(timeit.repeat(probe, number=20_000, repeat=5)) / 20_000
+            for name, probe in probes.items()
+        }
+
+    cost = contextvars.copy_context().run(timed)
+    per_answer = sum(calls[name] * cost[name] for name in calls) / answers
+    detail = ", ".join(f"{name} {calls[name] / answers:.0f}x{cost[name] * 1e6:.1f} µs" for name in calls)
+    return f"{per_answer * 1e6:.0f} µs ({detail})"
 
 
 def _limit_sessions(limit: int) -> None:
@@ -379,6 +449,13 @@ def report(args: argparse.Namespace, got: JSON, bot_cpu: float, bot_rss: float) 
     )
     row("wall time", f"{got['wall']:.1f} s until every answer finished")
     row("CPU, bot process", f"{bot_cpu:.1f} s ({bot_cpu / got['tokens'] * 1e6:.0f} µs per token)")
+    row(
+        "  per answer",
+        f"{bot_cpu / answers * 1000:.1f} ms (metrics {'on' if args.metrics else 'off'})",
+        "on: < 5 % above off",
+    )
+    if got.get("metrics_text"):
+        row("  of which metrics recorders", recorder_cost(got["metrics_text"], answers))
     row("CPU, fakes' process", f"{got['cpu']:.1f} s")
     row("CPU, both", f"{bot_cpu + got['cpu']:.1f} s")
     row("peak RSS", f"bot {bot_rss:.0f} MB, fakes {got['rss_mb']:.0f} MB")
@@ -400,6 +477,7 @@ def main() -> None:
         help="connections the bot's HTTP session may open (0: no limit). Unset: aiohttp's default of 100,"
         " what the composition root uses. Set, it models a connector fix in bot/__main__.py",
     )
+    parser.add_argument("--metrics", action="store_true", help="run with METRICS_LISTEN set (metrics on)")
     parser.add_argument("--dump", metavar="PATH", help="pickle every chat's requests and token times here")
     parser.add_argument("--profile", metavar="PATH", help="write a cProfile of the bot's process here")
     args = parser.parse_args()
@@ -418,7 +496,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if profiler is not None:
             profiler.enable()
-        got = asyncio.run(bot_main(ours, urls, Path(tmp) / "bot.sqlite3"))
+        got = asyncio.run(bot_main(ours, urls, Path(tmp) / "bot.sqlite3", args.metrics))
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(args.profile)

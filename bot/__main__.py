@@ -14,8 +14,9 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
+from typing import cast
 
 import aiohttp
 
@@ -36,6 +37,10 @@ from bot.logs import configure_logging
 from bot.maintenance import prune_until
 from bot.minitoolai.client import ClientTimeouts, MiniToolAIClient
 from bot.minitoolai.prices import PriceTable, parse_price_overrides
+from bot.ops import metrics
+from bot.ops.health import META_PREFIX, Health, LinkState, Snapshot
+from bot.ops.server import metrics_endpoint
+from bot.ops.timing import TimedCalls
 from bot.ports import Account, Actor, Adapter, Place, Store
 from bot.preferences import ChatDefaults, Preferences
 from bot.settings import MISSING_KEY_HELP, Settings, load_settings
@@ -64,6 +69,7 @@ def _epilog() -> str:
         f"{names}.\n\n"
         "Examples:\n"
         "  python -m bot                               run the bot\n"
+        "  python -m bot status                        database, platforms, queue, holds, today's spending\n"
         "  python -m bot db migrate                    bring the database schema up to date\n"
         "  python -m bot db backup backup.sqlite3      consistent copy of the SQLite database, live\n"
         "  python -m bot credits show telegram:12345   a user's balance and spending\n"
@@ -85,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--env-file", default=".env", help="settings file to read (default: .env)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", help="run the bot (the default)")
+    commands.add_parser(
+        "status", help="the bot's health as text: database, platforms, queue, open holds, spending today"
+    )
 
     db = commands.add_parser("db", help="database maintenance").add_subparsers(
         dest="db_command", required=True
@@ -308,7 +317,10 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     # Each streaming answer holds one MiniToolAI connection for its whole length: aiohttp's
     # default pool of 100 would make the 101st concurrent answer wait for a free one.
     connector = aiohttp.TCPConnector(limit=0)
-    async with open_store(settings) as store, aiohttp.ClientSession(connector=connector) as http:
+    metrics.set_enabled(bool(settings.metrics_listen))
+    async with open_store(settings) as raw_store, aiohttp.ClientSession(connector=connector) as http:
+        # With metrics on, every store call is timed (db_call_seconds); storage knows nothing of it.
+        store = cast(Store, TimedCalls(raw_store)) if settings.metrics_listen else raw_store
         client = MiniToolAIClient(
             http,
             base_url=settings.minitoolai_base_url,
@@ -325,8 +337,15 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             logger.info("resolved reservations left open: %s", report)
         adapters = build_adapters(settings, core)
         logger.info("starting %s", ", ".join(a.name for a in adapters))
+        watch_health(core, store)
         # Each adapter registers its image surfaces and calls images.resume() once connected.
-        async with core.images, _first_bot_error(), asyncio.TaskGroup() as group:
+        async with (
+            core.images,
+            ops_endpoint(settings, core.health),
+            _first_bot_error(),
+            asyncio.TaskGroup() as group,
+        ):
+            group.create_task(core.health.record_links(store, stop), name="health-record")
             for adapter in adapters:
                 group.create_task(adapter.run(stop), name=adapter.name)
             # Image work stops first, while the adapters' connections are still open.
@@ -341,6 +360,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
                 name="prune",
             )
             group.create_task(core.access.refresh_until(stop), name="access-refresh")
+        await core.health.save(store)  # each platform's last state, for `python -m bot status`
     logger.info("stopped cleanly")
 
 
@@ -363,6 +383,74 @@ async def _first_bot_error() -> AsyncIterator[None]:
 async def _close_on(stop: asyncio.Event, images: ImageService) -> None:
     await stop.wait()
     await images.close()
+
+
+# ---------------------------------------------------------------- operations (health, metrics, status)
+
+
+def watch_health(core: Core, store: Store) -> None:
+    """Tell the health model how to check the database and read the numbers worth a gauge."""
+
+    async def snapshot() -> Snapshot:
+        holds = await store.open_reservations()
+        return Snapshot(
+            image_queue=core.images.queued,
+            image_running=core.images.running,
+            open_holds=len(holds),
+            open_held=sum(h.amount for h in holds),
+        )
+
+    core.health.database_check = lambda: store.get_meta("ops.ping")
+    core.health.snapshot = snapshot
+
+
+@asynccontextmanager
+async def ops_endpoint(settings: Settings, health: Health) -> AsyncIterator[None]:
+    """/healthz, /readyz and /metrics on METRICS_LISTEN while the bot runs (nothing when empty)."""
+    if not settings.metrics_listen:
+        yield
+        return
+    async with metrics_endpoint(settings.metrics_listen, health):
+        yield
+
+
+async def status_command(settings: Settings) -> str:
+    """``python -m bot status``: the health an owner checks, as text (from another process)."""
+    _, version = await storage.migrate(settings.database_url)
+    lines = [f"Database: answers ({_where(settings)}); schema version {version}, migrations up to date."]
+    async with open_store(settings) as store:
+        credits = CreditService(store, price_table(settings), credit_policy(settings))
+        for name, token in (("telegram", settings.telegram_token), ("discord", settings.discord_token)):
+            text = await store.get_meta(META_PREFIX + name)
+            if token is None and text is None:
+                continue
+            lines.append(f"{name.capitalize()}: {_link_line(text)}")
+        jobs = await store.unfinished_jobs()
+        queued = sum(job.state == "queued" for job in jobs)
+        lines.append(f"Picture queue: {queued} queued, {len(jobs) - queued} generating.")
+        holds = await store.open_reservations()
+        lines.append(
+            f"Open holds: {len(holds)} ({credits.format_amount(sum(h.amount for h in holds))} held)."
+        )
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        spent = await store.spent_between(today, today + timedelta(days=1))
+        lines.append(f"Spent today (UTC): {credits.format_amount(spent)}.")
+    return "\n".join(lines)
+
+
+def _where(settings: Settings) -> str:
+    target = storage.parse_database_url(settings.database_url)
+    return f"{target.backend} {target.where}"
+
+
+def _link_line(text: str | None) -> str:
+    if text is None:
+        return "never connected."
+    state = LinkState.from_json(text)
+    since = state.since.strftime("%Y-%m-%d %H:%M:%S UTC")
+    reason = f" ({state.reason})" if state.reason else ""
+    last = state.last_connected.strftime("%Y-%m-%d %H:%M:%S UTC") if state.last_connected else "never"
+    return f"{state.status}{reason} since {since}; last connected {last}."
 
 
 async def db_command(settings: Settings, args: argparse.Namespace) -> str:
@@ -444,10 +532,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for s in (settings.minitoolai_api_key, settings.discord_token, settings.telegram_token)
         if s is not None
     ]
-    configure_logging(_log_level(settings, args), secrets)
+    configure_logging(_log_level(settings, args), secrets, settings.log_format)
     try:
         if args.command == "db":
             print(asyncio.run(db_command(settings, args)))  # noqa: T201
+        elif args.command == "status":
+            print(asyncio.run(status_command(settings)))  # noqa: T201
         elif args.command == "credits":
             print(asyncio.run(credits_command(settings, args)))  # noqa: T201
         elif args.command == "access":

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.access.service import AccessService
 from bot.chat.conversations import ConversationService
 from bot.commands import Commands
 from bot.credits import CreditService
 from bot.images.service import ImageService
+from bot.ops.health import Health
 from bot.preferences import Preferences
 
 
@@ -20,3 +21,4 @@ class Core:
     commands: Commands
     images: ImageService
     access: AccessService
+    health: Health = field(default_factory=Health)  # adapters report their connection here

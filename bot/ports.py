@@ -312,6 +312,9 @@ class LedgerStore(Protocol):
     ) -> list[Reservation]:
         """Newest settled reservations first (for /usage)."""
 
+    async def spent_between(self, start: datetime, end: datetime) -> int:
+        """Sum of ``charged`` over every reservation settled in [start, end) (the owner's spending)."""
+
 
 # ---------------------------------------------------------------- image jobs
 

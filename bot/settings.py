@@ -106,6 +106,8 @@ class Settings(BaseSettings):
 
     # --- operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    metrics_listen: str = ""  # host:port for /healthz, /readyz and /metrics; empty = off
 
     @field_validator(
         "minitoolai_base_url", "discord_api_base_url", "telegram_api_base_url", "telegram_file_base_url"
@@ -190,6 +192,15 @@ class Settings(BaseSettings):
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit():
             raise ValueError("expected host:port, e.g. 0.0.0.0:8443")
+        return value
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _check_metrics_listen(cls, value: str) -> str:
+        value = value.strip()
+        host, sep, port = value.rpartition(":")
+        if value and (not sep or not host or not port.isdigit() or int(port) > 65535):
+            raise ValueError("expected host:port, e.g. 127.0.0.1:9108 (or empty for no endpoint)")
         return value
 
 

@@ -14,7 +14,7 @@ from bot.errors import StorageError
 from bot.ports import Store
 from storage.common import parse_database_url
 
-__all__ = ["backup_sqlite", "migrate", "open_store"]
+__all__ = ["backup_sqlite", "migrate", "open_store", "parse_database_url"]
 
 
 async def open_store(database_url: str) -> Store:

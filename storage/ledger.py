@@ -305,6 +305,16 @@ class LedgerMixin:
             )
         return [reservation_from_row(row) for row in rows]
 
+    async def spent_between(self, start: datetime, end: datetime) -> int:
+        async with self._db.read() as tx:
+            total = await tx.fetchval(
+                "SELECT COALESCE(SUM(charged), 0) FROM reservations WHERE state = 'settled'"
+                " AND closed_at >= ? AND closed_at < ?",
+                to_utc(start),
+                to_utc(end),
+            )
+        return int(total)
+
     async def _balance_or_zero(self, account: Account) -> int:
         return await self.balance(account) or 0
 

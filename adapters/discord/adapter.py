@@ -36,6 +36,7 @@ from adapters.discord.replies import log_error
 from adapters.discord.sync import sync_if_changed
 from bot.core import Core
 from bot.errors import ConfigError, PlatformUnavailable
+from bot.ops import context as ops_context
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,19 @@ class DiscordAdapter:
         async def setup_hook() -> None:
             await self._setup(client, tree, images)
 
+        link = self._core.health.platform(self.name)  # readiness: the gateway is connected
+
+        async def on_connect() -> None:
+            link.connected()
+
+        async def on_resumed() -> None:
+            link.connected()
+
+        async def on_disconnect() -> None:
+            link.disconnected("the gateway connection closed")
+
         async def on_message(message: discord.Message) -> None:
+            ops_context.begin(PLATFORM)  # a request id for this event's log lines
             if client.user is not None:
                 await messages.on_message(client.user, message)
 
@@ -146,7 +159,7 @@ class DiscordAdapter:
             log_error(_current_exception(), f"Discord event {event}")
 
         client.setup_hook = setup_hook  # type: ignore[method-assign]
-        for handler in (on_message, on_ready, on_error):
+        for handler in (on_message, on_ready, on_error, on_connect, on_resumed, on_disconnect):
             client.event(handler)
         return chat
 

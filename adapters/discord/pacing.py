@@ -21,6 +21,7 @@ from types import SimpleNamespace
 import aiohttp
 
 from bot.display.streaming import PacingPolicy, TokenBucket
+from bot.ops import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ class RateBook:
     async def _on_request_end(
         self, session: aiohttp.ClientSession, context: SimpleNamespace, params: aiohttp.TraceRequestEndParams
     ) -> None:
+        if params.response.status == 429:  # every 429 Discord answers, also those discord.py retries
+            metrics.rate_limited(_float(params.response.headers.get("Retry-After")), "discord")
         for kind, route in _PACED_ROUTES.items():
             if route.search(params.url.path):
                 self.observe(kind, params.response.headers)
@@ -143,3 +146,11 @@ class ChannelPacing:
     def retune(self, interval: float) -> None:
         for bucket in self._buckets.values():
             bucket.retune(interval)
+
+
+def _float(text: str | None) -> float:
+    """A header's number of seconds (Discord's Retry-After is whole seconds, rounded up)."""
+    try:
+        return float(text) if text else 0.0
+    except ValueError:
+        return 0.0

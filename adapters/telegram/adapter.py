@@ -23,10 +23,11 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from telegram import BotCommand, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
-from telegram.ext import Application, ApplicationBuilder
+from telegram.ext import Application, ApplicationBuilder, TypeHandler
 
 from adapters.telegram.access import ACCESS_COMMANDS
 from adapters.telegram.handlers import COMMANDS, Handlers
+from adapters.telegram.health import ReportingRequest
 from adapters.telegram.images import TelegramImageSurfaces
 from adapters.telegram.messages import PLATFORM
 from adapters.telegram.pacing import BotWideLimiter, ChatPacing
@@ -35,6 +36,7 @@ from adapters.telegram.surface import DraftSupport
 from adapters.telegram.transport import AiohttpRequest
 from bot.core import Core
 from bot.errors import ConfigError, PlatformUnavailable
+from bot.ops import context as ops_context
 
 __all__ = ["SECRET_HEADER", "TelegramAdapter", "TelegramConfig"]
 
@@ -83,11 +85,13 @@ class TelegramAdapter:
                 url_logger.setLevel(level)
 
     async def run(self, stop: asyncio.Event) -> None:
-        requests = (AiohttpRequest(), AiohttpRequest(1))
+        link = self._core.health.platform(self.name)  # readiness: Telegram answers our requests
+        requests = (ReportingRequest(link), ReportingRequest(link, 1))
         app = self._build(*requests)
         images = TelegramImageSurfaces(app.bot, self._pacing)
         handlers = Handlers(self._core, self._pacing, self._drafts, images)
         handlers.register(app)
+        app.add_handler(TypeHandler(Update, _begin_request), group=-1)  # a request id per update
         await self._sign_in(app, requests)
         async with app:
             logger.info("Telegram: signed in as @%s", app.bot.username)
@@ -108,6 +112,7 @@ class TelegramAdapter:
                 # No new updates come in by now; answers still streaming end with a note.
                 await handlers.interrupt_answers()
                 await app.stop()
+        link.disconnected("stopped")
         logger.info("Telegram: stopped")
 
     async def _sign_in(self, app: Application, requests: tuple[AiohttpRequest, ...]) -> None:
@@ -186,6 +191,11 @@ class TelegramAdapter:
         finally:
             # The webhook itself stays set: other workers behind the same URL keep serving.
             await runner.cleanup()
+
+
+async def _begin_request(update: Update, context: object) -> None:
+    """Every update starts a request: its answer's log lines, down to the settle, share one id."""
+    ops_context.begin(PLATFORM)
 
 
 def _webhook_handler(app: Application, secret: str) -> Any:

@@ -18,6 +18,7 @@ from collections.abc import Hashable
 
 from bot.access.policy import AccessLists, Asker, Decision, decide, parse_kind, parse_subject
 from bot.errors import NotAllowed, ValidationError
+from bot.ops import metrics
 from bot.ports import AccessKind, AccessRule, AccessStore, Actor, ChannelSwitches, Place
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,10 @@ class AccessService:
         return actor.id in self._lists.admins
 
     def check(self, asker: Asker) -> Decision:
-        return decide(self._lists, asker)
+        decision = decide(self._lists, asker)
+        if not decision.allowed:
+            metrics.access_refused(asker.place.platform, decision.reason)
+        return decision
 
     def first_notice(self, key: Hashable) -> bool:
         """True the first time a refusal is to be said under ``key`` (a chat), then False."""

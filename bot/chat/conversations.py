@@ -38,6 +38,7 @@ from bot.errors import MiniToolAIError, NotAllowed, StreamInterrupted, Validatio
 from bot.minitoolai.models import CHAT_MODELS
 from bot.minitoolai.types import ChatEvent, ChatMessage, ChatParams, ImageInput, TextDelta, Usage
 from bot.minitoolai.validation import validate_chat
+from bot.ops import metrics
 from bot.ports import Account, ConversationKey, ConversationStore, Place, StoredImage, Turn, TurnStatus
 from bot.preferences import Effective, Preferences
 
@@ -154,6 +155,7 @@ class ConversationService:
         settings = await self._prefs.effective(place)
         return self._key(place, user, settings)
 
+    @metrics.records_answer
     async def answer(self, request: ChatRequest, view: View) -> AnswerResult:
         """Answer one message; messages of one conversation are answered in arrival order."""
         self._check_request(request)
@@ -184,6 +186,7 @@ class ConversationService:
             history = _newest_within(await self._store.load_context(key, budget), budget)
             return await self._respond(key, request.user, settings, history, user_turn, view, replace=False)
 
+    @metrics.records_answer
     async def regenerate(self, place: Place, user: Account, view: View) -> AnswerResult:
         """Answer the last message again, replacing the previous answer."""
         await self._rates.check_chat(user)

@@ -52,6 +52,7 @@ from bot.credits.values import (
 from bot.errors import InsufficientCredits, NotAllowed, SpendingLimitReached, ValidationError
 from bot.minitoolai.prices import PriceTable
 from bot.minitoolai.types import Usage
+from bot.ops import metrics
 from bot.ports import Account, Actor, ChannelSettings, LedgerStore, Place, Reservation, SettingsStore
 
 __all__ = [  # the values live in bot.credits.values; importing them from here works too
@@ -160,6 +161,7 @@ class CreditService:
         reservation_id: str | None = None,
     ) -> Hold:
         """Hold the most this request can cost, or raise ``InsufficientCredits``."""
+        metrics.model(model)
         try:
             amount = self.prices.chat_worst_case(model, prompt_tokens, max_completion_tokens)
         except ValueError as exc:
@@ -226,6 +228,7 @@ class CreditService:
                 if await self._reserve_within_limits(
                     rid, account, amount, purpose, reason, spender, meta, now
                 ):
+                    metrics.held(purpose, amount)
                     if reservation_id is not None:  # a caller's id may race; trust what was stored
                         stored = await self.store.get_reservation(rid)
                         return Hold.of(stored) if stored else Hold(rid, account, amount, purpose, spender)
@@ -360,11 +363,13 @@ class CreditService:
             "exact": usage is not None,
         }
         done = await self.store.settle(hold.reservation_id, charged, reason=f"chat {model}", meta=meta)
+        metrics.charged("chat", model, charged if done else 0, tokens=(prompt, completion) if done else None)
         return charged if done else 0
 
     async def settle_image(self, hold: Hold) -> int:
         """Charge a delivered image; 0 if the hold was already closed."""
         done = await self.store.settle(hold.reservation_id, hold.amount, reason="image", meta={"exact": True})
+        metrics.charged("image", "", hold.amount if done else 0)
         return hold.amount if done else 0
 
     async def release(self, hold: Hold, reason: str = "released") -> bool:

@@ -27,6 +27,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from bot.display.text import Chunk, close_open_markup, split_chunks
 from bot.errors import PlatformRateLimited
+from bot.ops import metrics
 
 __all__ = [
     "FoldingSurface",
@@ -287,6 +288,7 @@ class StreamPresenter:
         self._turning = False  # waiting for a bot-wide turn: the text is picked when it ends
         self._flusher: asyncio.Task[None] | None = None
         self._typer: asyncio.Task[None] | None = None
+        self._unshown_since: float | None = None  # when the oldest text not yet sent came (metrics)
 
     # ------------------------------------------------------------ push API
 
@@ -298,6 +300,8 @@ class StreamPresenter:
             self._parts.append(delta)
             self._size += len(delta)
             self._wake.set()
+            if self._unshown_since is None:
+                self._unshown_since = self._clock()
 
     async def until_next_show(self) -> None:
         """Sleep until new text could next be shown: a hair before the chat's next slot.
@@ -449,6 +453,7 @@ class StreamPresenter:
 
     async def _perform(self, op: _Op) -> None:
         message = self._layout.messages[op.index]
+        kind, since, self._unshown_since = self._kind(op), self._unshown_since, None
         try:
             if message.handle is None:
                 message.handle = await self._surface.send(op.text, final=op.final)
@@ -458,6 +463,7 @@ class StreamPresenter:
         finally:
             self._bucket.touch()
         message.shown = op.text
+        metrics.shown(kind, None if since is None else self._clock() - since)
 
     # ------------------------------------------------------------ layout
 
@@ -569,6 +575,7 @@ class StreamPresenter:
         messages = self._layout.messages
         message = messages[op.index]
         earlier = [m.handle for m in messages[: op.index] if m.handle is not None]
+        kind = self._kind(op)
         await self._take_slot()
         try:
             message.handle, finished = await surface.show_last(message.handle, op.text, earlier, outcome)
@@ -576,6 +583,7 @@ class StreamPresenter:
             self._bucket.touch()
         self._shown_once.set()
         message.shown = op.text
+        metrics.shown(kind, None)
         return finished
 
     async def _paced_finish(self, outcome: Outcome) -> bool:
@@ -585,6 +593,7 @@ class StreamPresenter:
             await self._surface.finish(self.handles, outcome)
         finally:
             self._bucket.touch()
+        metrics.shown("finish", None)
         return True
 
     async def _final_call(self, call: Callable[[], Awaitable[bool]], *, what: str) -> bool:

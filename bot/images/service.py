@@ -58,6 +58,7 @@ from bot.minitoolai.types import (
     JobFailedStatus,
     JobStatus,
 )
+from bot.ops import context, metrics
 from bot.ports import UNFINISHED_JOB_STATES, Account, ImageJob, ImageJobStore, JobState, Place, Reservation
 from bot.preferences import Preferences
 
@@ -465,6 +466,7 @@ class ImageService:
     # ------------------------------------------------------------ the queue
 
     def _enqueue(self, job: ImageJob) -> None:
+        metrics.image_job(job.place.platform, "queued", job.id)
         self._waiting[job.id] = job
         self._queue.push(job.place.community, job.requester, job.id)
         self._pump()
@@ -490,6 +492,7 @@ class ImageService:
             self._progress(self._waiting[job_id], self._queued_text(position))
 
     def _start(self, job: ImageJob) -> None:
+        metrics.image_job(job.place.platform, "started", job.id)
         self._running[job.id] = asyncio.create_task(self._run(job), name=f"image-job-{job.id}")
 
     def _queued_text(self, position: int) -> str:
@@ -500,6 +503,7 @@ class ImageService:
         return f"Queued, {ordinal(position)} in line."
 
     async def _run(self, job: ImageJob) -> None:
+        context.begin(job.place.platform, request_id=f"image-{job.id[:8]}")  # the job's log lines
         try:
             await self._process(job)
         except asyncio.CancelledError:
@@ -555,6 +559,7 @@ class ImageService:
             job, state="submitted", jobid=ref.jobid, signature=ref.signature, deadline_at=deadline
         )
         await self._store.save_job(job)  # at once: from now on a restart polls, never re-submits
+        metrics.image_job(job.place.platform, "submitted", job.id)
         return job
 
     async def _poll(self, job: ImageJob) -> JobDone:
@@ -624,6 +629,7 @@ class ImageService:
         # Stored before settling: a crash in between is settled by the recovery resolver.
         job = dataclasses.replace(job, state="done", result_message=handle, error=None)
         await self._store.save_job(job)
+        metrics.image_job(job.place.platform, "done", job.id)
         charged = await self._credits.settle_image(hold)
         self._delivering.discard(job.id)
         logger.info("image job %s done: posted %s, charged %d", job.id, handle, charged)
@@ -663,6 +669,7 @@ class ImageService:
         """Store the end, give the credits back, and tell the person in one clear sentence."""
         job = dataclasses.replace(job, state=failure.state, error=failure.reason)
         await self._store.save_job(job)
+        metrics.image_job(job.place.platform, failure.state, job.id)
         if hold is not None:
             await self._credits.release(hold, f"image {failure.state}: {failure.reason}")
         elif job.reservation_id is not None:

@@ -49,6 +49,7 @@ from bot.minitoolai.types import (
     TextDelta,
 )
 from bot.minitoolai.validation import validate_chat, validate_image
+from bot.ops import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -227,6 +228,7 @@ class MiniToolAIClient:
                     raise self._interrupted(progress, error) from error
                 await self._back_off(failures, error, deadline)
             except TimeoutError:
+                metrics.upstream_error("timeout")
                 if progress.parts:
                     raise self._interrupted(progress, "the stream timed out") from None
                 raise ServiceUnavailable(
@@ -307,6 +309,7 @@ class MiniToolAIClient:
 
     def _interrupted(self, progress: _Progress, cause: MiniToolAIError | str) -> StreamInterrupted:
         partial = progress.partial()
+        metrics.upstream_error("interrupted")
         logger.warning(
             "chat stream interrupted after %d chars: %s", len(partial.text), self._scrub(str(cause))
         )
@@ -413,6 +416,7 @@ class MiniToolAIClient:
                 method, self._base + path, json=body, headers=headers, timeout=timeout
             )
         except aiohttp.ClientError as exc:
+            metrics.upstream_error("connection")
             error = ServiceUnavailable(f"Could not reach MiniToolAI: {self._scrub(str(exc))}")
             error.__cause__ = exc
             raise _Transient(error) from exc
@@ -423,6 +427,7 @@ class MiniToolAIClient:
         async with asyncio.timeout_at(deadline):
             text = await self._read_error_body(response)
         error = self._status_error(response, text)
+        metrics.upstream_error(type(error).__name__)
         logger.warning("MiniToolAI answered HTTP %d: %s", response.status, text)
         if isinstance(error, RateLimited | ServiceUnavailable):
             raise _Transient(error)

@@ -481,6 +481,16 @@ class MemoryStore:
             if r.closed_at is not None and start <= r.closed_at < end
         )
 
+    async def spent_between(self, start: datetime, end: datetime) -> int:
+        await self._checkpoint()
+        start = _require_aware(start, "start")
+        end = _require_aware(end, "end")
+        return sum(
+            r.charged or 0
+            for r in self._reservations.values()
+            if r.state == "settled" and r.closed_at is not None and start <= r.closed_at < end
+        )
+
     async def settled_reservations(
         self, account: Account, *, limit: int = 20, spender: Account | None = None
     ) -> list[Reservation]:

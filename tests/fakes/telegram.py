@@ -329,6 +329,19 @@ class FakeTelegram:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    async def go_offline(self) -> None:
+        """A network outage: stop listening (connections are refused) and drop every open
+        connection, long polls included. :meth:`go_online` comes back on the same port."""
+        assert self._runner is not None and self._runner.server is not None
+        for site in list(self._runner.sites):
+            await site.stop()
+        await self._runner.server.shutdown(0.05)
+
+    async def go_online(self) -> None:
+        """Listen again on the same port after :meth:`go_offline`."""
+        assert self._runner is not None
+        await web.TCPSite(self._runner, "127.0.0.1", self._port).start()
+
     @property
     def base_url(self) -> str:
         """For ``ApplicationBuilder().base_url(...)``; the token is appended by the library."""

@@ -430,6 +430,25 @@ async def test_charged_between_and_settled_reservations_with_spender(store: Stor
     assert [r.id for r in await store.settled_reservations(POOL, limit=1)] == ["b1"]
 
 
+async def test_spent_between_sums_every_account_settled_in_the_window(store: Store) -> None:
+    """The owner's spending: charges settled in [start, end) over every account; releases count nothing."""
+    bob = Account("discord", "bob")
+    await store.open_account(ALICE, starting_grant=1000, reason="welcome")
+    await store.open_account(bob, starting_grant=1000, reason="welcome")
+    await store.reserve("a1", ALICE, 100, purpose="chat", reason="ask")
+    await store.reserve("b1", bob, 100, purpose="image", reason="draw")
+    await store.reserve("a2", ALICE, 100, purpose="chat", reason="ask")
+    await store.reserve("a3", ALICE, 100, purpose="chat", reason="ask")
+    await store.settle("a1", 30, reason="done")
+    await store.settle("b1", 100, reason="done")
+    await store.release("a2", reason="failed")
+    now = datetime.now(UTC)
+    start, end = now - timedelta(hours=1), now + timedelta(hours=1)
+
+    assert 130 == await store.spent_between(start, end)
+    assert 0 == await store.spent_between(end, end + timedelta(hours=1))
+
+
 async def test_concurrent_reservations_never_overdraw(store: Store) -> None:
     """100 concurrent reservations against a balance covering 7 succeed exactly 7 times."""
     await store.open_account(ALICE, starting_grant=70, reason="welcome")

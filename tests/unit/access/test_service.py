@@ -9,6 +9,7 @@ import pytest
 from bot.access.policy import AccessLists, Asker
 from bot.access.service import AccessService
 from bot.errors import NotAllowed, ValidationError
+from bot.ops import metrics
 from bot.ports import AccessRule, Account, Actor, ChannelSwitches, Place
 from tests.fakes.memory_store import MemoryStore
 
@@ -124,3 +125,19 @@ async def test_refresh_reads_changes_made_elsewhere_until_stopped() -> None:
     stop.set()
     await asyncio.wait_for(task, 5)
     assert not running.check(Asker(MEMBER.account, GROUP)).allowed
+
+
+async def test_a_refusal_is_counted_in_the_metrics_by_its_reason() -> None:
+    """With metrics on, each refused request adds one to answers{outcome="refused"} with the rule's reason."""
+
+    access = service(MemoryStore(), blocked_users=frozenset({"telegram:1"}))
+    labels = {"platform": "telegram", "model": "", "outcome": "refused", "reason": "access: blocked user"}
+    before = metrics.REGISTRY.get_sample_value("minitoolai_bot_answers_total", labels) or 0.0
+    metrics.set_enabled(True)
+    try:
+        assert not access.check(Asker(MEMBER.account, GROUP)).allowed
+        assert access.check(Asker(OWNER.account, GROUP)).allowed
+    finally:
+        metrics.set_enabled(False)
+
+    assert before + 1 == metrics.REGISTRY.get_sample_value("minitoolai_bot_answers_total", labels)
