@@ -39,14 +39,17 @@ MAX_MESSAGE = 2000
 # covers clock granularity. (10 % cost 200 busy channels 0.1 s of median lag for nothing.)
 MARGIN = 1.02
 # Discord allows 50 requests a second per bot. The gate lets at most this many be in flight or
-# answered less than a second ago: the margin is for the few requests that do not pass the gate
-# (a slash command's setup, an error told in a channel).
-GLOBAL_PER_SECOND = 47
+# answered less than a second ago, counting the requests that do not wait for it too (a slash
+# command's setup, an error told in a channel: seen in the REST trace); the margin is for those
+# that start while it is full.
+GLOBAL_PER_SECOND = 48
 GLOBAL_WINDOW = 1.0
 # A request whose answer the gate never heard of counts at most this long (a turn left unused).
 MAX_FLIGHT = 30.0
 TYPING_SHARE = 0.5  # "typing…" only while the gate is idle and at most this share of it is used
 MAX_CHANNELS = 10_000  # buckets kept; the least recently used channel's bucket is dropped
+# REST requests under Discord's global limit: all but interaction callbacks and webhook tokens.
+_GLOBAL_ROUTE = re.compile(r"/api/v\d+/(?!interactions/|webhooks/)")
 # REST routes whose budget paces an answer: channel messages, and interaction webhooks.
 _PACED_ROUTES = {
     "message": re.compile(r"/channels/\d+/messages(?:/\d+)?$"),
@@ -75,11 +78,6 @@ class RateBook:
     async def _on_request_end(
         self, session: aiohttp.ClientSession, context: SimpleNamespace, params: aiohttp.TraceRequestEndParams
     ) -> None:
-        # The answer is in: the gate counts a request's second from here (discord.py may sit on
-        # the answer a while longer, until a depleted bucket reopens).
-        ticket = _in_flight.get()
-        if ticket is not None:
-            ticket.answered()
         for kind, route in _PACED_ROUTES.items():
             if route.search(params.url.path):
                 self.observe(kind, params.response.headers)
@@ -192,6 +190,33 @@ class GlobalGate:
     def changed(self) -> None:
         self._changed.set()
 
+    def trace(self, config: aiohttp.TraceConfig) -> aiohttp.TraceConfig:
+        """Follow every REST request of the client: the answers of the gate's own (a request's
+        second counts from there; discord.py may sit on an answer until a depleted bucket
+        reopens), and the requests made without a turn, which count against the budget too."""
+        config.on_request_start.append(self._on_request_start)
+        config.on_request_end.append(self._on_request_over)
+        config.on_request_exception.append(self._on_request_over)
+        return config
+
+    async def _on_request_start(
+        self,
+        session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        params: aiohttp.TraceRequestStartParams,
+    ) -> None:
+        ticket = _in_flight.get()
+        if ticket is None and _GLOBAL_ROUTE.search(params.url.path):
+            ticket = self._grant(self.now())  # it goes now, whatever the gate says: count it
+        context.gate_ticket = ticket
+
+    async def _on_request_over(
+        self, session: aiohttp.ClientSession, context: SimpleNamespace, params: object
+    ) -> None:
+        ticket: Ticket | None = getattr(context, "gate_ticket", None)
+        if ticket is not None:
+            ticket.answered()
+
     async def wait(self, urgency: Urgency) -> Ticket:
         """Wait for a turn; make the request inside ``with gate.making(ticket)``."""
         now = self.now()
@@ -257,6 +282,10 @@ class ChannelPacing:
         self._buckets: OrderedDict[int, TokenBucket] = OrderedDict()
         self.gate = GlobalGate()
         book.subscribe(self)
+
+    def trace_config(self) -> aiohttp.TraceConfig:
+        """For ``discord.Client(http_trace=...)``: the budgets are learned, the gate follows requests."""
+        return self.gate.trace(self._book.trace_config())
 
     def policy(self) -> PacingPolicy:
         # One operation at a time: a burst on top of the full budget could overrun the window.
