@@ -218,7 +218,7 @@ class GlobalGate:
             ticket.answered()
 
     async def wait(self, urgency: Urgency) -> Ticket:
-        """Wait for a turn; make the request inside ``with gate.making(ticket)``."""
+        """Wait for a turn; make the request inside ``with making(ticket):``."""
         now = self.now()
         if not self._queue and self._free_at(now) <= now:
             return self._grant(now)

@@ -74,6 +74,24 @@ async def test_mention_is_answered_without_any_ping(tmp_path: Path) -> None:
     assert f"<@{dc.bot_user.id}>" not in world.chat_requests()[0]["messages"][-1]["content"]
 
 
+async def test_a_slow_first_token_shows_typing_then_the_answer(tmp_path: Path) -> None:
+    """Nothing to show for a while: "typing…" comes (after a second, through the bot-wide gate
+    like every channel write), then the answer's first message."""
+    async with DiscordWorld.open(tmp_path) as world:
+        dc = world.dc
+        typing_path = f"/channels/{world.general.id}/typing"
+        release = asyncio.Event()
+        world.ai.chat_scripts.append(ChatScript(tokens=["Worth ", "the wait."], wait_event=release))
+        async with world.bot():
+            await dc.message_create(world.general, world.alice, f"<@{dc.bot_user.id}> think hard")
+            await world.wait(lambda: any(r.path == typing_path for r in dc.requests))
+            release.set()
+            answer = await world.finished_answer(world.general)
+        paths = [r.path for r in dc.requests if r.method == "POST"]
+    assert "Worth the wait." == answer.content
+    assert paths.index(typing_path) < paths.index(f"/channels/{world.general.id}/messages")
+
+
 async def test_dev_guild_gets_the_commands(tmp_path: Path) -> None:
     """With DISCORD_DEV_GUILD_ID the commands are synced to that guild, at once."""
     async with DiscordWorld.open(tmp_path) as world, world.bot(discord_dev_guild_id=world.guild.id):
