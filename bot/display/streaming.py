@@ -11,6 +11,8 @@ platform's ``retry_after`` as often as needed.
 Adapters implement :class:`Surface` and choose a :class:`PacingPolicy`; a surface may also show
 "typing…" (:class:`TypingSurface`), wait for a bot-wide turn before the text is picked
 (:class:`GatedSurface`), or put its closing buttons on the final text (:class:`FoldingSurface`).
+Every request says how much a person notices it (:class:`Urgency`): a chat's shared bucket and a
+bot-wide gate serve a new answer's first message first, then final texts, then edits.
 Nothing here knows a platform. Time comes from an injected ``clock`` and ``sleep`` so tests run in virtual time.
 """
 
