@@ -1,9 +1,10 @@
 """Bench: many Discord channels asking at once, through the real bot and discord.py, against the fakes.
 
-    python bench/discord_load.py [--channels 200 --tokens 500 --rate 40]
+    python bench/discord_load.py [--channels 5 50 200] [--tokens 500 --rate 40] [--repeat 2]
                                  [--mode chat|mention|both] [--baseline raw|sdk|both|none]
 
-``--channels`` users each ask in their own channel at the same moment, either with ``/chat``
+For each of the ``--channels`` counts (``--repeat`` runs of each, on a busy machine), that many
+users each ask in their own channel at the same moment, either with ``/chat``
 (interaction webhooks: outside Discord's global 50/s limit) or with a mention (channel messages:
 inside it). Every answer is ``--tokens`` plain words (``w0 w1 …``) streamed by the fake MiniToolAI
 at ``--rate`` tokens/s. The fake Discord enforces Discord's real limits: 5 message writes per 5 s
@@ -20,7 +21,10 @@ Printed per bot and mode: 429s the fake gave, answers complete (the answer's mes
 equal the whole answer), visible lag (a token's write by the fake -> the first Discord request
 whose content shows it, median/p95/max over every token), REST calls per answer, the bot
 process's CPU seconds from the first question to the last answer finished (per answer too),
-its peak RSS, and the CPU ratio of ours to each baseline. Figures only, no pass/fail.
+its peak RSS, and the CPU ratio of ours to each baseline; and the first words (a question -> the
+first Discord request showing any of its answer, median/p95 over the answers), next to the lag
+in a closing summary of every run. Figures only, no pass/fail. ``BENCH_PROFILE=<folder>`` writes
+the bot process's cProfile there.
 """
 
 from __future__ import annotations
@@ -324,6 +328,7 @@ class Figures:
     wall: float = 0.0
     starts: list[float] = field(default_factory=list)  # question -> its first token written
     gaps: list[float] = field(default_factory=list)  # between one answer's requests showing text
+    first_words: list[float] = field(default_factory=list)  # question -> its answer's first text shown
 
 
 @dataclass(slots=True)
@@ -331,6 +336,7 @@ class World:
     dc: FakeDiscord
     channels: list[FakeChannel]
     interactions: dict[int, FakeInteraction] = field(default_factory=dict)
+    asked: dict[int, float] = field(default_factory=dict)  # channel -> when its question was asked
 
 
 def _spawn(target: Callable[..., None], *args: Any) -> tuple[multiprocessing.process.BaseProcess, Connection]:
@@ -349,15 +355,15 @@ async def _recv(conn: Connection, timeout: float) -> Any:  # noqa: ASYNC109
     return conn.recv()
 
 
-async def run_once(bot: str, mode: str, args: argparse.Namespace) -> Figures:
+async def run_once(bot: str, mode: str, channels: int, args: argparse.Namespace) -> Figures:
     tokens = [f"w{i} " for i in range(args.tokens)]
-    figures = Figures(bot, mode, args.channels)
-    ai, ai_conn = _spawn(ai_process, tokens, 1 / args.rate, args.channels)
+    figures = Figures(bot, mode, channels)
+    ai, ai_conn = _spawn(ai_process, tokens, 1 / args.rate, channels)
     ai_url, ai_key = await _recv(ai_conn, 30)
     async with FakeDiscord(limits=DiscordLimits()) as dc:
         guild = dc.guild("Load")
-        world = World(dc, [dc.text_channel(guild, f"c{i}") for i in range(args.channels)])
-        users = [dc.user(f"u{i}") for i in range(args.channels)]
+        world = World(dc, [dc.text_channel(guild, f"c{i}") for i in range(channels)])
+        users = [dc.user(f"u{i}") for i in range(channels)]
         with tempfile.TemporaryDirectory() as tmp:
             conf = {
                 "ai_url": ai_url,
@@ -374,7 +380,7 @@ async def run_once(bot: str, mode: str, args: argparse.Namespace) -> Figures:
                 first_violation = len(dc.violations)
                 cpu0 = (await _usage_of(conn))[0]
                 wall0 = time.monotonic()
-                await asyncio.gather(*(_ask(world, mode, i, users[i]) for i in range(args.channels)))
+                await asyncio.gather(*(_ask(world, mode, i, users[i]) for i in range(channels)))
                 deadline = wall0 + args.tokens / args.rate * 4 + 60
                 # Polled: checking every answer at each of the fake's changes would cost more.
                 while not _all_done(world, mode, tokens, bot) and time.monotonic() < deadline:  # noqa: ASYNC110
@@ -419,6 +425,7 @@ async def _ready(dc: FakeDiscord, process: multiprocessing.process.BaseProcess) 
 async def _ask(world: World, mode: str, i: int, user: Any) -> None:
     dc, channel = world.dc, world.channels[i]
     guild = dc.guilds[channel.guild_id or 0]
+    world.asked[i] = time.monotonic()
     if mode == "chat":
         world.interactions[i] = await dc.slash_command(guild, channel, user, "chat", {"prompt": f"q{i}"})
     else:
@@ -479,6 +486,8 @@ def _measure(
         times = sent.get(i, [])
         seen = -1
         shows.sort(key=lambda r: r.at)
+        if shows:
+            figures.first_words.append(shows[0].at - world.asked[i])
         figures.gaps.extend(b.at - a.at for a, b in itertools.pairwise(shows))
         for r in shows:
             last = max((int(m[1]) for m in _TOKEN.finditer(r.body["content"])), default=-1)
@@ -497,14 +506,15 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def print_table(rows: list[Figures], args: argparse.Namespace) -> None:
+    channels = rows[0].answers
     print(
-        f"\n{args.channels} channels x {args.tokens} tokens at {args.rate:g} tokens/s; fake Discord: "
+        f"\n{channels} channels x {args.tokens} tokens at {args.rate:g} tokens/s; fake Discord: "
         "5 message writes / 5 s per channel (per interaction token), 50 requests/s per bot"
     )
     header = (
         f"{'bot':<6} {'mode':<8} {'429s':>9} {'complete':>9} {'lag med':>8} {'p95':>7} {'max':>7} "
-        f"{'REST/ans':>9} {'shows/ans':>9} {'CPU s':>7} {'CPU ms/ans':>10} {'RSS MB':>7} {'wall s':>7} "
-        f"{'start med/max':>13}"
+        f"{'1st words':>9} {'p95':>6} {'REST/ans':>9} {'shows/ans':>9} {'CPU s':>7} {'CPU ms/ans':>10} "
+        f"{'RSS MB':>7} {'wall s':>7} {'start med/max':>13}"
     )
     print(header)
     print("-" * len(header))
@@ -513,7 +523,8 @@ def print_table(rows: list[Figures], args: argparse.Namespace) -> None:
         print(
             f"{f.bot:<6} {f.mode:<8} {f'{f.limited} ({f.limited_global}g)':>9} "
             f"{f'{f.complete}/{f.answers}':>9} {statistics.median(lag):>8.3f} {_pct(lag, 0.95):>7.3f} "
-            f"{max(lag):>7.3f} {f.rest_calls / f.answers:>9.1f} {f.content_calls / f.answers:>9.1f} "
+            f"{max(lag):>7.3f} {_pct(f.first_words, 0.5):>9.3f} {_pct(f.first_words, 0.95):>6.3f} "
+            f"{f.rest_calls / f.answers:>9.1f} {f.content_calls / f.answers:>9.1f} "
             f"{f.cpu:>7.2f} {f.cpu / f.answers * 1000:>10.1f} {f.rss_kb / 1024:>7.0f} {f.wall:>7.1f} "
             f"{_pct(f.starts, 0.5):>6.2f}/{max(f.starts, default=float('nan')):<6.2f}"
         )
@@ -530,11 +541,31 @@ def print_table(rows: list[Figures], args: argparse.Namespace) -> None:
         for base in (f for f in rows if f.mode == mode and f.bot != "ours"):
             if ours is not None and base.cpu > 0:
                 print(f"CPU ours / {base.bot} ({mode}): {ours.cpu / base.cpu:.2f}")
+
+
+def print_summary(rows: list[Figures]) -> None:
+    """One line per run: the figures the targets are about, for every channel count side by side."""
+    print("\nsummary (one line per run)")
+    header = (
+        f"{'channels':>8} {'bot':<6} {'mode':<8} {'429s':>9} {'complete':>9} "
+        f"{'lag med':>8} {'p95':>7} {'1st words med':>13} {'p95':>6} {'CPU s':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for f in sorted(rows, key=lambda f: (f.answers, f.mode, f.bot)):
+        lag = f.lags or [float("nan")]
+        print(
+            f"{f.answers:>8} {f.bot:<6} {f.mode:<8} {f'{f.limited} ({f.limited_global}g)':>9} "
+            f"{f'{f.complete}/{f.answers}':>9} {statistics.median(lag):>8.3f} {_pct(lag, 0.95):>7.3f} "
+            f"{_pct(f.first_words, 0.5):>13.3f} {_pct(f.first_words, 0.95):>6.3f} {f.cpu:>7.2f}"
+        )
     print(
         "429s: the fake's own refusals (g: of them global). lag: token written by the fake MiniToolAI -> "
-        "first Discord request showing it.\nREST/ans: every request in the load window per answer; "
-        "shows/ans: those carrying answer text. CPU/RSS: the bot process only, first question to "
-        "last answer finished.\nstart: seconds from the questions to an answer's first token leaving the fake MiniToolAI."
+        "first Discord request showing it.\n1st words: the question -> the first Discord request "
+        "showing any of its answer. REST/ans: every request in the load window per answer; "
+        "shows/ans: those carrying answer text.\nCPU/RSS: the bot process only, first question to "
+        "last answer finished. start: seconds from the questions to an answer's first token leaving "
+        "the fake MiniToolAI."
     )
 
 
@@ -542,25 +573,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--channels", type=int, default=200)
+    parser.add_argument("--channels", type=int, nargs="+", default=[5, 50, 200])
     parser.add_argument("--tokens", type=int, default=500)
     parser.add_argument("--rate", type=float, default=40.0, help="tokens per second per answer")
     parser.add_argument("--mode", choices=["chat", "mention", "both"], default="both")
     parser.add_argument("--baseline", choices=["raw", "sdk", "both", "none"], default="both")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each configuration (noisy machines)")
     args = parser.parse_args()
     modes = ["chat", "mention"] if args.mode == "both" else [args.mode]
     baselines = {"both": ["raw", "sdk"], "none": []}.get(args.baseline, [args.baseline])
-    rows: list[Figures] = []
-    for mode in modes:
-        for bot in ["ours", *baselines]:
-            figures = asyncio.run(run_once(bot, mode, args))
-            print(
-                f"done: {bot} {mode}: {figures.complete}/{figures.answers} complete, "
-                f"{figures.limited} 429s, {figures.wall:.1f} s",
-                flush=True,
-            )
-            rows.append(figures)
-    print_table(rows, args)
+    everything: list[Figures] = []
+    for channels in args.channels:
+        for run in range(args.repeat):
+            rows: list[Figures] = []
+            for mode in modes:
+                for bot in ["ours", *baselines]:
+                    figures = asyncio.run(run_once(bot, mode, channels, args))
+                    print(
+                        f"done: {channels} channels, run {run + 1}: {bot} {mode}: "
+                        f"{figures.complete}/{figures.answers} complete, {figures.limited} 429s, "
+                        f"{figures.wall:.1f} s",
+                        flush=True,
+                    )
+                    rows.append(figures)
+            print_table(rows, args)
+            everything.extend(rows)
+    print_summary(everything)
 
 
 if __name__ == "__main__":

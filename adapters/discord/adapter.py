@@ -113,7 +113,7 @@ class DiscordAdapter:
         options: dict[str, Any] = {
             "intents": intents,
             "guild_ready_timeout": self._config.guild_ready_timeout,
-            "http_trace": self._rates.trace_config(),
+            "http_trace": self._pacing.trace_config(),
             "allowed_mentions": discord.AllowedMentions.none(),
         }
         config = self._config

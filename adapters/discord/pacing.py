@@ -6,21 +6,27 @@ announces it on every answer in ``X-RateLimit-Limit`` and ``X-RateLimit-Reset-Af
 client's session) and turns the message routes' limit into an interval with a safety margin.
 :class:`ChannelPacing` keeps one token bucket per channel, shared by every answer shown there,
 and retunes the buckets when the learned interval changes. discord.py's own bucket handling
-(it sleeps before a depleted bucket) stays in place as the backstop.
+(it sleeps before a depleted bucket) stays in place as the backstop. :class:`GlobalGate` shares
+Discord's bot-wide budget between every channel, the most noticed requests first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import heapq
+import itertools
 import logging
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterator
 from types import SimpleNamespace
 
 import aiohttp
 
-from bot.display.streaming import PacingPolicy, TokenBucket
+from bot.display.streaming import PacingPolicy, TokenBucket, Urgency
 from bot.ops import metrics
 
 logger = logging.getLogger(__name__)
@@ -33,8 +39,18 @@ MAX_MESSAGE = 2000
 # a request sent early by latency jitter from reaching a closed window: no 429 either way. The 2 %
 # covers clock granularity. (10 % cost 200 busy channels 0.1 s of median lag for nothing.)
 MARGIN = 1.02
-GLOBAL_PER_SECOND = 45  # Discord allows 50 requests a second per bot; keep a margin
+# Discord allows 50 requests a second per bot. The gate lets at most this many be in flight or
+# answered less than a second ago, counting the requests that do not wait for it too (a slash
+# command's setup, an error told in a channel: seen in the REST trace); the margin is for those
+# that start while it is full.
+GLOBAL_PER_SECOND = 48
+GLOBAL_WINDOW = 1.0
+# A request whose answer the gate never heard of counts at most this long (a turn left unused).
+MAX_FLIGHT = 30.0
+TYPING_SHARE = 0.5  # "typing…" only while the gate is idle and at most this share of it is used
 MAX_CHANNELS = 10_000  # buckets kept; the least recently used channel's bucket is dropped
+# REST requests under Discord's global limit: all but interaction callbacks and webhook tokens.
+_GLOBAL_ROUTE = re.compile(r"/api/v\d+/(?!interactions/|webhooks/)")
 # REST routes whose budget paces an answer: channel messages, and interaction webhooks.
 _PACED_ROUTES = {
     "message": re.compile(r"/channels/\d+/messages(?:/\d+)?$"),
@@ -97,25 +113,168 @@ class RateBook:
         self._listeners.append(pacing)
 
 
+class Ticket:
+    """One request's place in the :class:`GlobalGate`: from its turn until a second after its answer."""
+
+    __slots__ = ("_gate", "answered_at", "granted_at")
+
+    def __init__(self, gate: GlobalGate, now: float) -> None:
+        self._gate = gate
+        self.granted_at = now
+        self.answered_at: float | None = None
+
+    def answered(self) -> None:
+        """Discord's answer arrived (a retried request: its last answer counts)."""
+        self.answered_at = self._gate.now()
+        self._gate.changed()
+
+    def close(self) -> None:
+        """The request is over; with no answer seen (a connection error), count it from now."""
+        if self.answered_at is None:
+            self.answered()
+
+    def until(self) -> float:
+        """When this request stops counting against the budget."""
+        if self.answered_at is None:
+            return self.granted_at + MAX_FLIGHT
+        return self.answered_at + self._gate.window
+
+
+# The ticket of the request the current task is making: the REST trace marks its answer.
+_in_flight: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar(
+    "discord_gate_ticket", default=None
+)
+
+
 class GlobalGate:
     """Discord's bot-wide budget (50 requests a second), shared by every channel message written.
 
-    Requests are spaced evenly a little under the limit. Interaction responses and follow-ups are
-    outside Discord's global limit, so /chat answers never wait here; answers to mentions in many
-    busy channels at once do, and their presenters coalesce the text meanwhile (fewer, fuller
-    edits instead of 429s and a temporary ban).
+    A request counts from its turn until ``window`` after its answer (read from the REST trace),
+    and at most ``per_window`` count at once: whatever the latency, no second of Discord's ever
+    sees more than that, and a burst (fifty channels' first messages at once) goes at once.
+    Waiting turns are served by urgency (:class:`bot.display.streaming.Urgency`): first messages
+    of new answers, then final texts, then intermediate edits, each ordered by its arrival plus
+    its patience so no kind starves. Interaction responses and follow-ups are outside Discord's
+    global limit, so /chat answers never wait here; answers to mentions in many busy channels
+    at once do, and their presenters coalesce the text meanwhile (fewer, fuller edits instead of
+    429s and a temporary ban).
     """
 
-    def __init__(self, per_second: float = GLOBAL_PER_SECOND) -> None:
-        self._spacing = 1 / per_second
-        self._next_at = float("-inf")
+    def __init__(
+        self,
+        per_window: int = GLOBAL_PER_SECOND,
+        window: float = GLOBAL_WINDOW,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.per_window = per_window
+        self.window = window
+        self.now = clock
+        self._sleep = sleep
+        self._counting: list[Ticket] = []
+        self._queue: list[tuple[float, int, int, asyncio.Future[Ticket]]] = []
+        self._order = itertools.count()
+        self._changed = asyncio.Event()
+        self._pump: asyncio.Task[None] | None = None
 
-    async def wait(self) -> None:
-        now = time.monotonic()
-        at = max(now, self._next_at)
-        self._next_at = at + self._spacing  # the slot is taken now, so callers queue in order
-        if at > now:
-            await asyncio.sleep(at - now)
+    def _free_at(self, now: float) -> float:
+        """When the next request may go (``now`` if one may go now)."""
+        self._counting = [t for t in self._counting if t.until() > now]
+        if len(self._counting) < self.per_window:
+            return now
+        return min(t.until() for t in self._counting)
+
+    def _grant(self, now: float) -> Ticket:
+        ticket = Ticket(self, now)
+        self._counting.append(ticket)
+        return ticket
+
+    def changed(self) -> None:
+        self._changed.set()
+
+    def trace(self, config: aiohttp.TraceConfig) -> aiohttp.TraceConfig:
+        """Follow every REST request of the client: the answers of the gate's own (a request's
+        second counts from there; discord.py may sit on an answer until a depleted bucket
+        reopens), and the requests made without a turn, which count against the budget too."""
+        config.on_request_start.append(self._on_request_start)
+        config.on_request_end.append(self._on_request_over)
+        config.on_request_exception.append(self._on_request_over)
+        return config
+
+    async def _on_request_start(
+        self,
+        session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        params: aiohttp.TraceRequestStartParams,
+    ) -> None:
+        ticket = _in_flight.get()
+        if ticket is None and _GLOBAL_ROUTE.search(params.url.path):
+            ticket = self._grant(self.now())  # it goes now, whatever the gate says: count it
+        context.gate_ticket = ticket
+
+    async def _on_request_over(
+        self, session: aiohttp.ClientSession, context: SimpleNamespace, params: object
+    ) -> None:
+        ticket: Ticket | None = getattr(context, "gate_ticket", None)
+        if ticket is not None:
+            ticket.answered()
+
+    async def wait(self, urgency: Urgency) -> Ticket:
+        """Wait for a turn; make the request inside ``with making(ticket):``."""
+        now = self.now()
+        if not self._queue and self._free_at(now) <= now:
+            return self._grant(now)
+        future: asyncio.Future[Ticket] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._queue, (now + urgency.patience, int(urgency), next(self._order), future))
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.create_task(self._serve(), name="discord-global-gate")
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                future.result().close()  # granted, but its request will never be made
+            raise
+
+    def try_now(self, share: float = TYPING_SHARE) -> Ticket | None:
+        """A turn at once for a request nobody misses if it is skipped ("typing…"): only when
+        nothing waits and at most ``share`` of the budget is used."""
+        now = self.now()
+        self._free_at(now)
+        if self._queue or len(self._counting) >= self.per_window * share:
+            return None
+        return self._grant(now)
+
+    async def _serve(self) -> None:
+        while self._queue:
+            now = self.now()
+            at = self._free_at(now)
+            if at <= now:
+                *_, future = heapq.heappop(self._queue)
+                if not future.done():  # a waiter cancelled meanwhile gets nothing
+                    future.set_result(self._grant(now))
+                continue
+            # Until the oldest request stops counting, or an answer arrives (it starts a
+            # request's last second, which may end before MAX_FLIGHT).
+            self._changed.clear()
+            changed = asyncio.ensure_future(self._changed.wait())
+            slept = asyncio.ensure_future(self._sleep(at - now))
+            try:
+                await asyncio.wait({changed, slept}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                changed.cancel()
+                slept.cancel()
+
+
+@contextlib.contextmanager
+def making(ticket: Ticket) -> Iterator[Ticket]:
+    """The current task makes the request of ``ticket``: its answer is traced to it."""
+    token = _in_flight.set(ticket)
+    try:
+        yield ticket
+    finally:
+        _in_flight.reset(token)
+        ticket.close()
 
 
 class ChannelPacing:
@@ -126,6 +285,10 @@ class ChannelPacing:
         self._buckets: OrderedDict[int, TokenBucket] = OrderedDict()
         self.gate = GlobalGate()
         book.subscribe(self)
+
+    def trace_config(self) -> aiohttp.TraceConfig:
+        """For ``discord.Client(http_trace=...)``: the budgets are learned, the gate follows requests."""
+        return self.gate.trace(self._book.trace_config())
 
     def policy(self) -> PacingPolicy:
         # One operation at a time: a burst on top of the full budget could overrun the window.

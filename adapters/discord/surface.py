@@ -6,7 +6,7 @@ is over (by our clock, or because Discord refuses the token) every further messa
 plain channel message, and a message that can no longer be edited is continued as one.
 :class:`ChannelSurface` answers a mention, reply or DM with a reply and edits; it is a
 :class:`bot.display.streaming.GatedSurface`, so under the bot-wide limit the text is picked when its
-request can go.
+request can go, and the first words of a new answer go before everything else.
 
 Every message goes out with mentions disabled, so model output can never ping anyone. A
 Stop button sits on the first message while the answer streams; Regenerate replaces it, in the
@@ -15,6 +15,7 @@ final edit itself when the answer is one message (``FoldingSurface``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Sequence
@@ -23,15 +24,16 @@ from typing import Literal, TypeVar
 
 import discord
 
-from adapters.discord.pacing import GlobalGate
+from adapters.discord.pacing import GlobalGate, Ticket, making
 from adapters.discord.replies import NO_PINGS, platform_error
 from adapters.discord.views import regenerate_view, stop_view
-from bot.display.streaming import Outcome, show_unfolded
+from bot.display.streaming import Outcome, Urgency, show_unfolded
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _EXPIRED_CODES = {50027, 10015}  # invalid webhook token, unknown webhook
+TYPING_AFTER = 1.0  # seconds without text before a channel answer shows "typing…"
 
 
 async def _call(request: Awaitable[T]) -> T:
@@ -56,7 +58,12 @@ class _Target:
 
 
 class ChannelSurface:
-    """Answers in a channel, thread or DM: the first message replies to the asker's message."""
+    """Answers in a channel, thread or DM: the first message replies to the asker's message.
+
+    Every request waits for its turn at the bot-wide gate with its urgency: the answer's first
+    message, then final texts (and the buttons' swap), then intermediate edits. "typing…" only
+    goes after ``typing_after`` seconds without text, and only when the gate is idle.
+    """
 
     def __init__(
         self,
@@ -66,56 +73,64 @@ class ChannelSurface:
         *,
         reply_to: discord.Message | None,
         gate: GlobalGate,
+        typing_after: float = TYPING_AFTER,
     ) -> None:
         self._channel = channel
         self._channel_id = channel_id
         self._asker_id = asker_id
         self._reply_to = reply_to
         self._gate = gate  # every channel write counts toward Discord's bot-wide limit
-        self._has_turn = False
+        self._turn: Ticket | None = None
+        self._typing_after = typing_after
         self.shown = False
 
-    async def turn(self) -> None:
-        """Wait for a slot under the bot-wide limit; the next send or edit uses it."""
-        await self._gate.wait()
-        self._has_turn = True
+    async def turn(self, urgency: Urgency) -> None:
+        """Wait for a turn under the bot-wide limit; the next send or edit uses it."""
+        self._turn = await self._gate.wait(urgency)
 
-    async def _go(self) -> None:
-        if self._has_turn:
-            self._has_turn = False
-        else:
-            await self._gate.wait()
+    async def _go(self, urgency: Urgency) -> Ticket:
+        ticket, self._turn = self._turn, None
+        return ticket if ticket is not None else await self._gate.wait(urgency)
 
     async def typing(self) -> None:
-        await self._gate.wait()
-        await self._channel.typing()
+        # The first words usually come sooner: a "typing…" then would only spend the budget.
+        if self._typing_after > 0:
+            await asyncio.sleep(self._typing_after)
+            self._typing_after = 0
+        if self.shown:
+            return
+        ticket = self._gate.try_now()
+        if ticket is None:
+            return  # the gate is busy with text: skip it (the presenter tries again later)
+        with making(ticket):
+            await self._channel.typing()
 
     async def send(self, text: str, *, final: bool) -> str:
         if not self.shown:
             return await self._post(text, stop_view(self._channel_id, self._asker_id))
-        await self._go()
-        message = await _call(self._channel.send(text, allowed_mentions=NO_PINGS))
+        with making(await self._go(Urgency.FINAL if final else Urgency.EDIT)):
+            message = await _call(self._channel.send(text, allowed_mentions=NO_PINGS))
         return str(message.id)
 
     async def _post(self, text: str, view: discord.ui.View) -> str:
         """The answer's first message: a reply to the question, with the buttons."""
-        await self._go()
         reference = self._reply_to.to_reference(fail_if_not_exists=False) if self._reply_to else None
-        message = await _call(
-            self._channel.send(
-                text,
-                allowed_mentions=NO_PINGS,
-                reference=reference,  # type: ignore[arg-type]
-                view=view,
+        with making(await self._go(Urgency.FIRST)):
+            message = await _call(
+                self._channel.send(
+                    text,
+                    allowed_mentions=NO_PINGS,
+                    reference=reference,  # type: ignore[arg-type]
+                    view=view,
+                )
             )
-        )
         self.shown = True
         return str(message.id)
 
     async def edit(self, handle: str, text: str, *, final: bool) -> None:
-        await self._go()
         partial = self._channel.get_partial_message(int(handle))  # type: ignore[attr-defined]
-        await _call(partial.edit(content=text, allowed_mentions=NO_PINGS))
+        with making(await self._go(Urgency.FINAL if final else Urgency.EDIT)):
+            await _call(partial.edit(content=text, allowed_mentions=NO_PINGS))
 
     async def show_last(
         self, handle: str | None, text: str, earlier: Sequence[str], outcome: Outcome
@@ -125,16 +140,16 @@ class ChannelSurface:
         view = regenerate_view(self._channel_id, self._asker_id)
         if handle is None:
             return await self._post(text, view), True
-        await self._go()
         partial = self._channel.get_partial_message(int(handle))  # type: ignore[attr-defined]
-        await _call(partial.edit(content=text, allowed_mentions=NO_PINGS, view=view))
+        with making(await self._go(Urgency.FINAL)):
+            await _call(partial.edit(content=text, allowed_mentions=NO_PINGS, view=view))
         return handle, True
 
     async def finish(self, handles: Sequence[str], outcome: Outcome) -> None:
         if handles:
-            await self._go()
             partial = self._channel.get_partial_message(int(handles[0]))  # type: ignore[attr-defined]
-            await _call(partial.edit(view=regenerate_view(self._channel_id, self._asker_id)))
+            with making(await self._go(Urgency.FINAL)):
+                await _call(partial.edit(view=regenerate_view(self._channel_id, self._asker_id)))
 
 
 class InteractionSurface:

@@ -14,6 +14,7 @@ from bot.display.streaming import (
     Surface,
     TokenBucket,
     TypingSurface,
+    Urgency,
     show_unfolded,
 )
 from bot.display.text import Chunk, close_open_markup, find_fences, split_chunks, split_message, truncate
@@ -29,6 +30,7 @@ __all__ = [
     "Surface",
     "TokenBucket",
     "TypingSurface",
+    "Urgency",
     "close_open_markup",
     "find_fences",
     "show_unfolded",

@@ -11,13 +11,17 @@ platform's ``retry_after`` as often as needed.
 Adapters implement :class:`Surface` and choose a :class:`PacingPolicy`; a surface may also show
 "typing…" (:class:`TypingSurface`), wait for a bot-wide turn before the text is picked
 (:class:`GatedSurface`), or put its closing buttons on the final text (:class:`FoldingSurface`).
+Every request says how much a person notices it (:class:`Urgency`): a chat's shared bucket and a
+bot-wide gate serve a new answer's first message first, then final texts, then edits.
 Nothing here knows a platform. Time comes from an injected ``clock`` and ``sleep`` so tests run in virtual time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
+import itertools
 import logging
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
@@ -39,6 +43,7 @@ __all__ = [
     "Surface",
     "TokenBucket",
     "TypingSurface",
+    "Urgency",
     "present_stream",
     "show_unfolded",
 ]
@@ -58,6 +63,32 @@ READ_LEAD = 0.01  # seconds: a paced reader takes the stream this long before th
 # budget): bytes pile up in the socket meanwhile, and an upstream kept waiting might give up.
 MAX_READ_PAUSE = 1.5
 READ_STEP = 0.05  # how often a paced reader looks again while an operation is in flight
+
+
+class Urgency(enum.IntEnum):
+    """How much a person notices a request of an answer; a shared budget serves the lowest first.
+
+    The first message of a new answer (the asker sees nothing until it comes), then the final
+    text of an answer or of a message it moved on from, then intermediate edits (only the newest
+    text of an answer is ever sent, so one of them waiting longer costs nothing but freshness).
+    """
+
+    FIRST = 0
+    FINAL = 1
+    EDIT = 2
+
+    @property
+    def patience(self) -> float:
+        """Seconds a request of this urgency yields to more urgent ones at most.
+
+        Waiting requests are served in the order of their arrival plus this: strict priority
+        within these spans, and no starvation past them (an answer's edits still progress while
+        first messages keep arriving faster than the budget).
+        """
+        return _PATIENCE[self]
+
+
+_PATIENCE = {Urgency.FIRST: 0.0, Urgency.FINAL: 1.0, Urgency.EDIT: 4.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,17 +183,20 @@ class GatedSurface(Surface, Protocol):
 
     The presenter waits for :meth:`turn` first and only then picks the text, so what goes out is
     the newest text at the moment it can go rather than the text from before a long wait. The
-    next send or edit uses that turn instead of waiting again.
+    next send or edit uses that turn instead of waiting again. ``urgency`` orders the waiting
+    turns of every chat (see :class:`Urgency`).
     """
 
-    async def turn(self) -> None: ...
+    async def turn(self, urgency: Urgency) -> None: ...
 
 
 class TokenBucket:
     """A token bucket per chat: ``burst`` operations back to back, then one per ``min_interval``.
 
     Share one bucket between presenters that show answers in the same chat. A platform's
-    ``retry_after`` empties it until then (:meth:`hold`).
+    ``retry_after`` empties it until then (:meth:`hold`). Presenters that wait for a slot
+    :meth:`join` the bucket with their next request's :class:`Urgency`; one yields the next slot
+    to any more urgent waiter (by arrival plus patience, as the bot-wide gate orders its turns).
     """
 
     _EPS = 1e-9
@@ -175,6 +209,8 @@ class TokenBucket:
         self._tokens = self._burst
         self._stamp = clock()
         self._held_until = float("-inf")
+        self._waiters: dict[int, tuple[float, int]] = {}  # ticket -> (arrival + patience, urgency)
+        self._tickets = itertools.count()
 
     def _refill(self, now: float) -> None:
         if self._interval <= 0:
@@ -188,14 +224,30 @@ class TokenBucket:
         self._refill(self._clock())
         self._interval = min_interval
 
-    def delay(self) -> float:
-        """Seconds until an operation may go; 0 when one may go now."""
+    def join(self, urgency: Urgency) -> int:
+        """Wait for a slot from now (a ticket for :meth:`delay`); :meth:`leave` when done waiting."""
+        ticket = next(self._tickets)
+        self._waiters[ticket] = (self._clock() + urgency.patience, int(urgency))
+        return ticket
+
+    def leave(self, ticket: int) -> None:
+        self._waiters.pop(ticket, None)
+
+    def delay(self, ticket: int | None = None) -> float:
+        """Seconds until an operation may go; 0 when one may go now.
+
+        With a ``ticket``, the slots due to more urgent waiters come first: one each.
+        """
         now = self._clock()
         self._refill(now)
         wait = self._held_until - now
-        if self._tokens < 1 - self._EPS:
+        need = 1.0
+        if ticket is not None and ticket in self._waiters:
+            mine = (*self._waiters[ticket], ticket)
+            need += sum(1 for t, w in self._waiters.items() if (*w, t) < mine)
+        if self._tokens < need - self._EPS:
             # Tokens are counted as of ``_stamp``, which a hold may have put in the future.
-            wait = max(wait, self._stamp - now + (1 - self._tokens) * self._interval)
+            wait = max(wait, self._stamp - now + (need - self._tokens) * self._interval)
         return max(0.0, wait)
 
     def take(self) -> None:
@@ -396,7 +448,7 @@ class StreamPresenter:
     async def _flush_loop(self) -> None:
         while True:
             await self._wake.wait()
-            await self._wait_slot()
+            await self._wait_slot(self._urgency())
             if self._closing:
                 return
             self._wake.clear()
@@ -407,7 +459,7 @@ class StreamPresenter:
             if self._gated is not None:
                 self._turning = True
                 try:
-                    await self._gated.turn()  # seconds, under a busy bot-wide limit
+                    await self._gated.turn(self._urgency(op))  # seconds, under a busy bot-wide limit
                 finally:
                     self._turning = False
                 self._bucket.count_from_now()
@@ -425,15 +477,30 @@ class StreamPresenter:
                 # waited while an earlier message was finalised (even if no delta comes again).
                 self._wake.set()
 
-    async def _take_slot(self) -> None:
+    def _urgency(self, op: _Op | None = None) -> Urgency:
+        """How much the next request (``op``, or whatever comes next while streaming) is noticed."""
+        messages = self._layout.messages
+        if messages[0].handle is None:
+            return Urgency.FIRST  # the asker sees nothing of the answer yet
+        if op is not None:
+            return Urgency.FINAL if op.final else Urgency.EDIT
+        if any(m.sealed not in (None, m.shown) and not m.deferred for m in messages[:-1]):
+            return Urgency.FINAL  # a message the answer moved on from gets its final text
+        return Urgency.EDIT
+
+    async def _take_slot(self, urgency: Urgency) -> None:
         """Wait for the chat's next slot and spend it (no await between the two)."""
-        await self._wait_slot()
+        await self._wait_slot(urgency)
         self._bucket.take()
 
-    async def _wait_slot(self) -> None:
+    async def _wait_slot(self, urgency: Urgency) -> None:
         # Sleep exactly until the bucket has a token; loop because a timer may fire a hair early.
-        while (wait := self._bucket.delay()) > 0:
-            await self._sleep(wait)
+        ticket = self._bucket.join(urgency)
+        try:
+            while (wait := self._bucket.delay(ticket)) > 0:
+                await self._sleep(wait)
+        finally:
+            self._bucket.leave(ticket)
 
     async def _intermediate(self, op: _Op) -> None:
         """One paced operation (its token taken) while streaming; errors are left for the final pass."""
@@ -566,7 +633,7 @@ class StreamPresenter:
         return False
 
     async def _paced(self, op: _Op) -> bool:
-        await self._take_slot()
+        await self._take_slot(self._urgency(op))
         await self._perform(op)
         return False
 
@@ -576,7 +643,7 @@ class StreamPresenter:
         message = messages[op.index]
         earlier = [m.handle for m in messages[: op.index] if m.handle is not None]
         kind = self._kind(op)
-        await self._take_slot()
+        await self._take_slot(self._urgency(op))
         try:
             message.handle, finished = await surface.show_last(message.handle, op.text, earlier, outcome)
         finally:
@@ -588,7 +655,7 @@ class StreamPresenter:
 
     async def _paced_finish(self, outcome: Outcome) -> bool:
         # Swapping buttons is one more request to the platform in this chat: pace it like an edit.
-        await self._take_slot()
+        await self._take_slot(Urgency.FINAL)
         try:
             await self._surface.finish(self.handles, outcome)
         finally:

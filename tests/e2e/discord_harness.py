@@ -49,9 +49,16 @@ class DiscordWorld:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, tmp_path: Path, *, approved_intents: int = PRIVILEGED_INTENTS) -> AsyncIterator[Self]:
+    async def open(
+        cls,
+        tmp_path: Path,
+        *,
+        approved_intents: int = PRIVILEGED_INTENTS,
+        limits: DiscordLimits | None = None,
+    ) -> AsyncIterator[Self]:
+        """``limits``: Discord's windows scaled down (``DiscordLimits.fast()``) unless given."""
         async with (
-            FakeDiscord(limits=DiscordLimits.fast(), approved_intents=approved_intents) as dc,
+            FakeDiscord(limits=limits or DiscordLimits.fast(), approved_intents=approved_intents) as dc,
             FakeMiniToolAI() as ai,
         ):
             guild = dc.guild("Test Guild")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from tests.fakes.discord_models import (
     INTENT_MESSAGE_CONTENT,
     MEMBER_PERMISSIONS,
     PRIVILEGED_INTENTS,
+    DiscordLimits,
     FakeAttachment,
     SentMessage,
     attachment_payload,
@@ -72,6 +74,64 @@ async def test_mention_is_answered_without_any_ping(tmp_path: Path) -> None:
     assert answer.message_reference is not None
     assert "hello there" in world.chat_requests()[0]["messages"][-1]["content"]
     assert f"<@{dc.bot_user.id}>" not in world.chat_requests()[0]["messages"][-1]["content"]
+
+
+async def test_a_slow_first_token_shows_typing_then_the_answer(tmp_path: Path) -> None:
+    """Nothing to show for a while: "typing…" comes (after a second, through the bot-wide gate
+    like every channel write), then the answer's first message."""
+    async with DiscordWorld.open(tmp_path) as world:
+        dc = world.dc
+        typing_path = f"/channels/{world.general.id}/typing"
+        release = asyncio.Event()
+        world.ai.chat_scripts.append(ChatScript(tokens=["Worth ", "the wait."], wait_event=release))
+        async with world.bot():
+            await dc.message_create(world.general, world.alice, f"<@{dc.bot_user.id}> think hard")
+            await world.wait(lambda: any(r.path == typing_path for r in dc.requests))
+            release.set()
+            answer = await world.finished_answer(world.general)
+        paths = [r.path for r in dc.requests if r.method == "POST"]
+    assert "Worth the wait." == answer.content
+    assert paths.index(typing_path) < paths.index(f"/channels/{world.general.id}/messages")
+
+
+async def test_sixty_channels_at_once_all_first_messages_precede_any_edit_and_no_429(tmp_path: Path) -> None:
+    """Sixty channels mention the bot at the same moment, under Discord's real limits (50 requests
+    a second per bot, 5 writes per 5 s per channel): every answer's first message goes before any
+    answer's next write, nothing is refused, every final text arrives whole, nothing pings."""
+    count = 60
+    tokens = ["Answer ", "in ", "four ", "parts."]
+    async with DiscordWorld.open(tmp_path, limits=DiscordLimits()) as world:
+        dc = world.dc
+        channels = [dc.text_channel(world.guild, f"c{i}") for i in range(count)]
+        release = asyncio.Event()  # every stream starts together once every question is in
+        world.ai.chat_scripts.extend(
+            ChatScript(tokens=tokens, delay=0.3, wait_event=release) for _ in range(count)
+        )
+        async with world.bot():
+            for i, channel in enumerate(channels):
+                await dc.message_create(channel, dc.user(f"u{i}"), f"<@{dc.bot_user.id}> q{i}")
+            await world.wait(lambda: len(world.chat_requests()) == count, timeout=30)
+            release.set()
+            await world.wait(
+                lambda: (
+                    all(has_button(m, "regen") for c in channels for m in dc.bot_messages(c)[:1])
+                    and all(dc.bot_messages(c) for c in channels)
+                ),
+                timeout=60,
+            )
+        writes = [
+            r
+            for r in dc.requests
+            if r.method in ("POST", "PATCH") and re.fullmatch(r"/channels/\d+/messages(/\d+)?", r.path)
+        ]
+    assert [] == dc.violations
+    for channel in channels:
+        (answer,) = dc.bot_messages(channel)
+        assert "".join(tokens) == answer.content
+        assert mentions_off(answer) and answer.message_reference is not None
+    firsts = [i for i, r in enumerate(writes) if r.method == "POST"]
+    assert count == len(firsts)
+    assert max(firsts) < min(i for i, r in enumerate(writes) if r.method == "PATCH")
 
 
 async def test_dev_guild_gets_the_commands(tmp_path: Path) -> None:

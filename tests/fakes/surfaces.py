@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.display.streaming import Outcome, show_unfolded
+from bot.display.streaming import Outcome, Urgency, show_unfolded
 from bot.errors import PlatformRateLimited
 
 
@@ -141,7 +141,8 @@ class RecordingSurface:
 
 
 class GatedRecordingSurface(RecordingSurface):
-    """A RecordingSurface behind a bot-wide queue (a ``GatedSurface``): each turn takes ``wait``."""
+    """A RecordingSurface behind a bot-wide queue (a ``GatedSurface``): each turn takes ``wait``;
+    ``urgencies`` records what each turn was asked for."""
 
     def __init__(
         self, clock: Callable[[], float], *, wait: float, sleep: Callable[[float], Awaitable[None]]
@@ -149,9 +150,11 @@ class GatedRecordingSurface(RecordingSurface):
         super().__init__(clock, sleep=sleep)
         self.wait = wait
         self.turns = 0
+        self.urgencies: list[Urgency] = []
 
-    async def turn(self) -> None:
+    async def turn(self, urgency: Urgency) -> None:
         assert self.sleep is not None
+        self.urgencies.append(urgency)
         await self.sleep(self.wait)
         self.turns += 1
 

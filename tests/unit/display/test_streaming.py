@@ -21,6 +21,7 @@ from bot.display.streaming import (
     StreamPresenter,
     Surface,
     TokenBucket,
+    Urgency,
     present_stream,
 )
 from bot.display.text import find_fences
@@ -360,6 +361,87 @@ async def test_presenters_sharing_a_bucket_pace_the_chat_together() -> None:
 
     await vt.run(both())
     assert_paced(sorted(a.paced + b.paced, key=lambda c: c.at), POLICY)
+
+
+async def test_a_new_answers_first_message_takes_the_chats_next_slot_before_anothers_edit() -> None:
+    """One answer streams in a chat; another starts there: its first words go at the next slot,
+    before the streaming answer's next edit (both wait for that same slot)."""
+    vt = VirtualTime()
+    start = vt.now
+    a = RecordingSurface(vt.time)
+    b = RecordingSurface(vt.time)
+    bucket = TokenBucket(POLICY, vt.time)
+
+    async def scene() -> None:
+        async with StreamPresenter(a, POLICY, clock=vt.time, sleep=vt.sleep, bucket=bucket) as pa:
+            async with StreamPresenter(b, POLICY, clock=vt.time, sleep=vt.sleep, bucket=bucket) as pb:
+                for i, token in enumerate(words(100)):
+                    await vt.sleep(0.05)
+                    pa.append(token)
+                    if i >= 45:  # the second question's answer starts at 2.3 s
+                        pb.append(token)
+                await pb.finish()
+            await pa.finish()
+
+    await vt.run(scene())
+    b_first = b.operations[0]
+    assert b_first.kind == "send" and b_first.at - start == pytest.approx(3.05)
+    a_edits = [c.at - start for c in a.operations]
+    assert a_edits[:3] == pytest.approx([0.05, 1.05, 2.05])  # its own pace until the question
+    assert not [t for t in a_edits if 2.3 < t <= 3.05 + 1e-9]  # none took b's slot
+    assert a_edits[3] == pytest.approx(4.05)
+    assert_paced(sorted(a.paced + b.paced, key=lambda c: c.at), POLICY)
+
+
+async def test_a_chat_bucket_serves_waiters_by_urgency_without_starving_edits() -> None:
+    """An edit waits for the chat's slot while new answers keep arriving, two per slot: each
+    first message asked before the edit was due goes first; none asked after it overtakes it."""
+    vt = VirtualTime()
+    start = vt.now
+    bucket = TokenBucket(POLICY, vt.time)
+    bucket.take()  # an answer's request just went: the next slot is a second away
+    served: dict[str, float] = {}
+
+    async def waiter(name: str, urgency: Urgency, after: float) -> None:
+        await vt.sleep(after)
+        ticket = bucket.join(urgency)
+        try:
+            while (wait := bucket.delay(ticket)) > 0:
+                await vt.sleep(wait)
+        finally:
+            bucket.leave(ticket)
+        bucket.take()
+        served[name] = vt.now - start
+
+    asked = {f"first{i}": 0.05 + i / 2 for i in range(30)}
+    await vt.run(
+        asyncio.gather(
+            waiter("edit", Urgency.EDIT, 0.01),
+            waiter("final", Urgency.FINAL, 0.02),
+            *(waiter(name, Urgency.FIRST, at) for name, at in asked.items()),
+        )
+    )
+
+    for name, due in (("final", 0.02 + Urgency.FINAL.patience), ("edit", 0.01 + Urgency.EDIT.patience)):
+        assert all(served[n] < served[name] for n, t in asked.items() if t <= due), name
+        assert all(served[n] > served[name] for n, t in asked.items() if t > due), name
+    assert served["final"] < served["edit"] < 12.0
+    times = sorted(served.values())
+    assert all(b - a >= POLICY.min_interval - 1e-9 for a, b in itertools.pairwise(times))
+
+
+async def test_turns_at_a_bot_wide_gate_say_how_much_each_request_is_noticed() -> None:
+    """The first turn is for the answer's first message; a message the answer moved on from gets
+    a final-text turn; the rest are intermediate edits."""
+    vt = VirtualTime()
+    surface = GatedRecordingSurface(vt.time, wait=0.1, sleep=vt.sleep)
+    await vt.run(stream(vt, surface, words(120), delay=0.05))  # 200-character messages
+
+    assert surface.urgencies[0] is Urgency.FIRST
+    assert set(surface.urgencies[1:]) == {Urgency.FINAL, Urgency.EDIT}
+    sealing = [c for c in surface.operations if c.final and c.ok]
+    finals = surface.urgencies.count(Urgency.FINAL)
+    assert 1 <= finals <= len(sealing)  # every streaming seal, not the final pass (no turn there)
 
 
 # ---------------------------------------------------------------- what is shown
