@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import secrets
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -32,6 +33,9 @@ from bot.logs import configure_logging
 from bot.maintenance import prune_until
 from bot.minitoolai.client import ClientTimeouts, MiniToolAIClient
 from bot.minitoolai.prices import PriceTable, parse_price_overrides
+from bot.payments.payload import derive_key
+from bot.payments.service import Allowed, StarsService, allow_everyone
+from bot.payments.values import StarPaymentStore, StarsOffer
 from bot.ports import Account, Actor, Adapter, Place, Store
 from bot.preferences import ChatDefaults, Preferences
 from bot.settings import MISSING_KEY_HELP, Settings, load_settings
@@ -62,6 +66,8 @@ def _epilog() -> str:
         "  python -m bot db backup backup.sqlite3      consistent copy of the SQLite database, live\n"
         "  python -m bot credits show telegram:12345   a user's balance and spending\n"
         "  python -m bot credits grant discord:999 5   give a user $5 (or 5 credits)\n"
+        "  python -m bot credits purchases             Telegram Stars received, credit given, refunds\n"
+        "  python -m bot credits refund telegram:12345 <charge id> [--force]   refund a Stars payment\n"
     )
 
 
@@ -105,6 +111,23 @@ def build_parser() -> argparse.ArgumentParser:
     allowance.add_argument("cap", nargs="?", default="", help="the refill never lifts a balance above this")
     spending = ops.add_parser("spending", help="what a community spent from its pool this month")
     spending.add_argument("community")
+    purchases = ops.add_parser(
+        "purchases", help="Telegram Stars received, credit given and refunds, per member and in total"
+    )
+    purchases.add_argument("user", nargs="?", default="", help="only this member, e.g. telegram:12345")
+    refund = ops.add_parser(
+        "refund",
+        help="return a Telegram Stars payment and take its credit back (refused if part of it was spent)",
+    )
+    refund.add_argument("user", help="the member who paid, e.g. telegram:12345")
+    refund.add_argument(
+        "charge_id", help="the payment id (telegram_payment_charge_id) from `credits purchases`"
+    )
+    refund.add_argument(
+        "--force",
+        action="store_true",
+        help="refund even if part of the credit was spent: take back what is left",
+    )
     return parser
 
 
@@ -135,8 +158,17 @@ def price_table(settings: Settings) -> PriceTable:
     return PriceTable().with_overrides(overrides, markup=Fraction(settings.price_markup))
 
 
-def build_core(settings: Settings, store: Store, client: MiniToolAIClient, tokens: TokenCounter) -> Core:
+def build_core(
+    settings: Settings,
+    store: Store,
+    client: MiniToolAIClient,
+    tokens: TokenCounter,
+    *,
+    is_allowed: Allowed = allow_everyone,
+) -> Core:
+    """``is_allowed`` decides who may pay for credit (the owner's allow and block lists)."""
     credits = CreditService(store, price_table(settings), credit_policy(settings))
+    payments = stars_service(settings, store, credits, is_allowed)
     defaults = ChatDefaults(
         model=settings.default_chat_model,
         system_prompt=settings.default_system_prompt,
@@ -152,8 +184,25 @@ def build_core(settings: Settings, store: Store, client: MiniToolAIClient, token
     chat = ConversationService(store, client, credits, prefs, tokens, limits)
     images = ImageService(store, client, credits, prefs, image_config(settings))
     return Core(
-        chat=chat, credits=credits, prefs=prefs, commands=Commands(chat, credits, prefs), images=images
+        chat=chat,
+        credits=credits,
+        prefs=prefs,
+        commands=Commands(chat, credits, prefs, payments),
+        images=images,
+        payments=payments,
     )
+
+
+def stars_service(
+    settings: Settings, store: Store, credits: CreditService, is_allowed: Allowed = allow_everyone
+) -> StarsService:
+    """Telegram Stars payments; the payload key is derived from the bot's own secret, never stored."""
+    if not isinstance(store, StarPaymentStore):
+        raise ConfigError("This database backend cannot keep Telegram Stars payments.")
+    offer = StarsOffer(settings.stars_pack_list, parse_amount(str(settings.stars_usd_per_star)))
+    secret = settings.telegram_token or settings.minitoolai_api_key
+    key = derive_key(secret.get_secret_value()) if secret is not None else secrets.token_bytes(32)
+    return StarsService(store, credits, offer, key, is_allowed=is_allowed)
 
 
 def image_config(settings: Settings) -> ImageConfig:
@@ -332,10 +381,17 @@ async def credits_command(settings: Settings, args: argparse.Namespace) -> str:
         owner = Actor(CLI_OWNER)
         commands = CreditCommands(credits)
         op = args.credits_command
+        payments = stars_service(settings, store, credits)
         if op == "show":
             user = _account(args.user)
             status = await credits.status(user)
-            return credits.render_status(status) + "\n\n" + credits.render_usage(await credits.usage(user))
+            private = Place(user.platform, f"dm:{user.holder}")  # their own charges, no community pool
+            usage = (await CreditCommands(credits, payments).usage(Actor(user), private)).text
+            return credits.render_status(status) + "\n\n" + usage
+        if op == "purchases":
+            return await payments.report(_account(args.user) if args.user else None)
+        if op == "refund":
+            return await _refund(settings, payments, owner, _account(args.user), args.charge_id, args.force)
         if op in ("grant", "take", "set"):
             action = {"grant": commands.grant, "take": commands.take, "set": commands.set_balance}[op]
             return (await action(owner, _account(args.user), args.amount)).text
@@ -351,6 +407,21 @@ async def credits_command(settings: Settings, args: argparse.Namespace) -> str:
         return credits.render_spending(
             await credits.community_spending(owner, _community(args.community), since)
         )
+
+
+async def _refund(
+    settings: Settings, payments: StarsService, owner: Actor, user: Account, charge_id: str, force: bool
+) -> str:
+    """A refund from the command line talks to the Bot API itself: the bot need not be running."""
+    if user.platform != "telegram":
+        raise ConfigError("Only Telegram payments can be refunded (the user is telegram:<id>).")
+    if settings.telegram_token is None:
+        raise ConfigError("Refunding a Telegram Stars payment needs TELEGRAM_TOKEN.")
+    from adapters.telegram.payments import standalone_refunds
+
+    token = settings.telegram_token.get_secret_value()
+    async with standalone_refunds(token, settings.telegram_api_base_url) as refunds:
+        return await payments.refund(owner, user, charge_id, refunds, force=force)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

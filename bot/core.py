@@ -8,6 +8,7 @@ from bot.chat.conversations import ConversationService
 from bot.commands import Commands
 from bot.credits import CreditService
 from bot.images.service import ImageService
+from bot.payments.service import StarsService
 from bot.preferences import Preferences
 
 
@@ -18,3 +19,4 @@ class Core:
     prefs: Preferences
     commands: Commands
     images: ImageService
+    payments: StarsService

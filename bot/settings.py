@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     bot_admin_ids: str = ""
     trust_community_admins: bool = False
 
+    # --- Telegram Stars: members buy credit (empty STARS_PACKS = off)
+    stars_packs: str = ""
+    stars_usd_per_star: Decimal = Field(Decimal("0.013"), gt=0)
+
     # --- operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -154,6 +158,19 @@ class Settings(BaseSettings):
         if any(not p.strip().isdigit() for p in value.split(",") if p.strip()):
             raise ValueError("expected shard numbers separated by commas, e.g. 0,1")
         return value
+
+    @field_validator("stars_packs")
+    @classmethod
+    def _check_stars_packs(cls, value: str) -> str:
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        if any(not p.isdigit() or not 1 <= int(p) <= 10_000 for p in parts):
+            raise ValueError("expected Star amounts from 1 to 10000 separated by commas, e.g. 50,100,500")
+        return value
+
+    @property
+    def stars_pack_list(self) -> tuple[int, ...]:
+        """``STARS_PACKS=50,100,500`` as sorted distinct Star amounts; () = members cannot buy credit."""
+        return tuple(sorted({int(p) for p in self.stars_packs.split(",") if p.strip()}))
 
     @field_validator("telegram_webhook_listen")
     @classmethod

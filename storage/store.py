@@ -6,11 +6,12 @@ from bot.ports import ConversationKey
 from storage.conversations import ConversationsMixin
 from storage.database import Database
 from storage.ledger import LedgerMixin
+from storage.payments import PaymentsMixin
 from storage.records import RecordsMixin
 
 
-class SqlStore(ConversationsMixin, LedgerMixin, RecordsMixin):
-    """Conversations, settings, credits and image jobs over one database; close it once."""
+class SqlStore(ConversationsMixin, LedgerMixin, RecordsMixin, PaymentsMixin):
+    """Conversations, settings, credits, image jobs and Stars payments over one database; close it once."""
 
     def __init__(self, db: Database) -> None:
         self._db = db

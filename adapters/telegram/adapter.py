@@ -29,6 +29,7 @@ from adapters.telegram.handlers import COMMANDS, Handlers
 from adapters.telegram.images import TelegramImageSurfaces
 from adapters.telegram.messages import PLATFORM
 from adapters.telegram.pacing import BotWideLimiter, ChatPacing
+from adapters.telegram.payments import PaymentHandlers
 from adapters.telegram.surface import DraftSupport
 from adapters.telegram.transport import AiohttpRequest
 from bot.core import Core
@@ -39,7 +40,7 @@ __all__ = ["SECRET_HEADER", "TelegramAdapter", "TelegramConfig"]
 logger = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-ALLOWED_UPDATES = ["message", "callback_query"]
+ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query"]
 # Loggers that write Telegram URLs, which carry the bot token: httpx at INFO (every request),
 # python-telegram-bot at DEBUG ("Set Bot API URL ..."). Kept above those levels unless the owner
 # configured them; the composition root's log filter scrubs tokens too, this is the second lock.
@@ -85,11 +86,13 @@ class TelegramAdapter:
         app = self._build(*requests)
         images = TelegramImageSurfaces(app.bot, self._pacing)
         handlers = Handlers(self._core, self._pacing, self._drafts, images)
+        payments = PaymentHandlers(self._core, self._pacing)
+        payments.register(app)  # first: its /start topup and pack buttons come before the general ones
         handlers.register(app)
         await self._sign_in(app, requests)
         async with app:
             logger.info("Telegram: signed in as @%s", app.bot.username)
-            await self._set_commands(app)
+            await self._set_commands(app, payments.commands)
             # Connected: image jobs a previous run left unfinished can post here again.
             self._core.images.register_platform(PLATFORM, images)
             resumed = await self._core.images.resume(PLATFORM)
@@ -143,9 +146,9 @@ class TelegramAdapter:
             builder = builder.updater(None)
         return builder.build()
 
-    async def _set_commands(self, app: Application) -> None:
+    async def _set_commands(self, app: Application, extra: tuple[tuple[str, str], ...] = ()) -> None:
         try:
-            await app.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+            await app.bot.set_my_commands([BotCommand(name, text) for name, text in (*COMMANDS, *extra)])
         except TelegramError:
             logger.warning("Telegram: could not register the command menu", exc_info=True)
 
