@@ -188,10 +188,14 @@ class PaymentHandlers:
             payload=paid.invoice_payload,
             provider_charge_id=paid.provider_payment_charge_id,
         )
+        who = incoming(message, user)
+
+        async def tell(text: str) -> None:
+            await self._send(context.bot, who, text)
+
         for attempt in range(1, RECORD_ATTEMPTS + 1):
             try:
-                purchase = await self._stars.receive(member, received)
-                break
+                await self._stars.receive(member, received, tell)
             except StorageError:
                 if attempt == RECORD_ATTEMPTS:
                     # The member paid and Telegram will not deliver this again: the owner must act.
@@ -203,9 +207,8 @@ class PaymentHandlers:
                     )
                     raise
                 await asyncio.sleep(attempt)
-        if purchase.text is not None:
-            await self._send(context.bot, incoming(message, user), purchase.text)
-            await self._stars.confirmed(received.charge_id)
+            else:
+                return
 
     # ------------------------------------------------------------ refunds
 

@@ -5,8 +5,9 @@ The flow, for every platform adapter that can take Stars (only Telegram today):
     invoice(member, stars)          -> Invoice with a signed payload (pack, member, expiry)
     check(member, payload, ...)     -> None (ok) or the short reason shown to the member;
                                        answered well within Telegram's 10 seconds
-    receive(member, paid)           -> the credit added as one ledger entry keyed by the charge id,
-                                       so a repeated delivery of the payment never credits twice
+    receive(member, paid, tell)     -> the credit added as one ledger entry keyed by the charge id,
+                                       so a repeated delivery of the payment never credits twice;
+                                       the member is told their new balance
     refund(actor, member, charge)   -> the credit taken back first (one ledger entry), then the
                                        Stars returned; refused when part of it was spent, unless forced
 
@@ -38,13 +39,14 @@ from bot.payments.values import (
 )
 from bot.ports import Account, Actor
 
-__all__ = ["INVOICE_TTL", "Allowed", "Invoice", "Purchase", "StarsService", "allow_everyone"]
+__all__ = ["INVOICE_TTL", "Allowed", "Invoice", "Purchase", "StarsService", "Tell", "allow_everyone"]
 
 logger = logging.getLogger(__name__)
 
 INVOICE_TTL = timedelta(hours=1)  # an invoice not paid within this is refused at pre-checkout
 
 Allowed = Callable[[Account], Awaitable[bool]]
+Tell = Callable[[str], Awaitable[None]]  # sends the member a message
 
 
 async def allow_everyone(member: Account) -> bool:
@@ -93,6 +95,9 @@ class StarsService:
         self._key = key
         self._is_allowed = is_allowed
         self._clock = clock
+        # Charges being received in this process: a copy delivered meanwhile (the same update
+        # twice in one batch) must not tell the member twice. Across processes, see ``confirmed``.
+        self._receiving: set[str] = set()
 
     def __repr__(self) -> str:
         return f"StarsService(packs={self.offer.packs!r})"  # never the key
@@ -169,18 +174,18 @@ class StarsService:
 
     # ------------------------------------------------------------ payment received
 
-    async def receive(self, member: Account, paid: PaidStars) -> Purchase:
-        """Credit a payment once, however often it is delivered; the member who paid gets the credit.
+    async def receive(self, member: Account, paid: PaidStars, tell: Tell) -> Purchase:
+        """Credit a payment once, however often it is delivered, and ``tell`` the member who paid.
 
-        The money was taken, so a payment is credited even when its payload no longer checks
-        (then at today's rate, and the log says so).
+        The member is told until a confirmation is noted as sent (so a bot stopped between the
+        credit and the message tells them on the next delivery), but only once at a time in this
+        process. The money was taken, so a payment is credited even when its payload no longer
+        checks (then at today's rate, and the log says so).
         """
         found = read_payload(self._key, paid.payload)
         verified = found is not None and found.member == member and found.stars == paid.total
-        if found is not None and verified:
-            credit = found.credit
-        else:
-            credit = self.offer.credit(paid.total)
+        credit = found.credit if found is not None and verified else self.offer.credit(paid.total)
+        if not verified:
             logger.warning(
                 "payment %s of %d Stars by %s does not match a payload the bot signed; crediting %d",
                 paid.charge_id,
@@ -188,6 +193,21 @@ class StarsService:
                 member,
                 credit,
             )
+        first_here = paid.charge_id not in self._receiving
+        self._receiving.add(paid.charge_id)
+        try:
+            purchase = await self._record(member, paid, credit, verified, tell=first_here)
+            if purchase.text is not None:
+                await tell(purchase.text)
+                await self._store.mark_star_payment_confirmed(paid.charge_id)
+            return purchase
+        finally:
+            if first_here:
+                self._receiving.discard(paid.charge_id)
+
+    async def _record(
+        self, member: Account, paid: PaidStars, credit: int, verified: bool, *, tell: bool
+    ) -> Purchase:
         await self._credits.status(member)  # opens a new member's account (with the starting grant) first
         payment, balance = await self._store.record_star_payment(
             StarPayment(
@@ -204,14 +224,10 @@ class StarsService:
             logger.info("payment %s: %d Stars from %s, credit %d", paid.charge_id, paid.total, member, credit)
         else:
             logger.info("payment %s delivered again: already credited", paid.charge_id)
-        if payment.confirmed:
+        if payment.confirmed or not tell:
             return Purchase(payment, new, None)
         now = balance if balance is not None else (await self._credits.status(member)).balance
         return Purchase(payment, new, texts.confirmation(payment, now, self.fmt))
-
-    async def confirmed(self, charge_id: str) -> None:
-        """The member has been told; a later delivery of the same payment says nothing more."""
-        await self._store.mark_star_payment_confirmed(charge_id)
 
     # ------------------------------------------------------------ refunds
 

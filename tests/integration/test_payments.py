@@ -7,6 +7,7 @@ Every test runs on SQLite and PostgreSQL (the ``store`` fixture), through the re
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -57,6 +58,13 @@ def service(
     return StarsService(store, credits, StarsOffer((50, 100), PER_STAR), KEY, is_allowed=is_allowed, **extra)
 
 
+class Told(list[str]):
+    """What the member was told."""
+
+    async def __call__(self, text: str) -> None:
+        self.append(text)
+
+
 async def assert_ledger_exact(store: Store, account: Account) -> None:
     entries = await store.entries(account, limit=10_000)
     assert await store.balance(account) == sum(e.amount for e in entries)
@@ -71,9 +79,9 @@ async def test_a_payment_delivered_twice_credits_once(store: Store) -> None:
     stars = service(store)
     invoice = stars.invoice(ALICE, 50)
 
-    first = await stars.receive(ALICE, paid(invoice.payload))
+    first = await stars.receive(ALICE, paid(invoice.payload), Told())
     await assert_ledger_exact(store, ALICE)
-    again = await stars.receive(ALICE, paid(invoice.payload))
+    again = await stars.receive(ALICE, paid(invoice.payload), Told())
 
     assert first.new and not again.new
     assert GRANT + 50 * PER_STAR == await store.balance(ALICE)
@@ -82,20 +90,39 @@ async def test_a_payment_delivered_twice_credits_once(store: Store) -> None:
     await assert_ledger_exact(store, ALICE)
 
 
-async def test_the_member_is_told_until_the_confirmation_is_noted(store: Store) -> None:
-    """A repeated delivery says nothing once the confirmation was sent, and says it if it was not."""
+async def test_the_member_is_told_once_and_again_only_if_the_message_failed(store: Store) -> None:
+    """A repeat after a sent confirmation says nothing; after a failed send it tells the member then."""
     stars = service(store)
     payload = stars.invoice(ALICE, 100).payload
 
-    first = await stars.receive(ALICE, paid(payload, stars=100))
-    repeated_before_noted = await stars.receive(ALICE, paid(payload, stars=100))
-    await stars.confirmed("charge-1")
-    repeated_after = await stars.receive(ALICE, paid(payload, stars=100))
+    async def fails(text: str) -> None:
+        raise ConnectionError("Telegram unreachable")
 
-    assert first.text is not None and "$1.30 added for 100" in first.text
-    assert "Your balance: $1.55" in first.text
-    assert repeated_before_noted.text == first.text
-    assert repeated_after.text is None
+    with pytest.raises(ConnectionError):
+        await stars.receive(ALICE, paid(payload, stars=100), fails)
+    told, again = Told(), Told()
+    await stars.receive(ALICE, paid(payload, stars=100), told)
+    await stars.receive(ALICE, paid(payload, stars=100), again)
+
+    assert 1 == len(told)
+    assert "$1.30 added for 100" in told[0]
+    assert "Your balance: $1.55" in told[0]
+    assert [] == again
+    assert GRANT + 1_300_000 == await store.balance(ALICE)
+
+
+async def test_two_deliveries_at_once_credit_once_and_tell_once(store: Store) -> None:
+    """The same payment received twice concurrently in one process: one credit, one message."""
+    stars = service(store)
+    payload = stars.invoice(ALICE, 50).payload
+    told = Told()
+
+    results = await asyncio.gather(*(stars.receive(ALICE, paid(payload), told) for _ in range(2)))
+
+    assert [True, False] == sorted(r.new for r in results)[::-1]
+    assert 1 == len(told)
+    assert GRANT + 50 * PER_STAR == await store.balance(ALICE)
+    await assert_ledger_exact(store, ALICE)
 
 
 async def test_pre_checkout_refuses_what_is_not_an_offer_for_this_member(store: Store) -> None:
@@ -122,7 +149,7 @@ async def test_pre_checkout_refuses_what_is_not_an_offer_for_this_member(store: 
 async def test_a_refund_takes_the_credit_back_once(store: Store) -> None:
     """The credit goes (one ledger entry), Telegram is asked once; a second refund changes nothing."""
     stars = service(store)
-    await stars.receive(ALICE, paid(stars.invoice(ALICE, 50).payload))
+    await stars.receive(ALICE, paid(stars.invoice(ALICE, 50).payload), Told())
     refunds = Refunds()
 
     text = await stars.refund(OWNER, ALICE, "charge-1", refunds)
@@ -143,7 +170,7 @@ async def test_a_refund_takes_the_credit_back_once(store: Store) -> None:
 async def test_a_refund_of_spent_credit_is_refused_unless_forced(store: Store) -> None:
     """Spent below the payment's credit: refused with the reason, nothing changes; forced takes what is left."""
     stars = service(store)
-    await stars.receive(ALICE, paid(stars.invoice(ALICE, 100).payload, stars=100))
+    await stars.receive(ALICE, paid(stars.invoice(ALICE, 100).payload, stars=100), Told())
     await store.apply(ALICE, -(GRANT + 100_000), kind="adjust", reason="spent", idempotency_key="spend")
     refunds = Refunds()
 
@@ -163,7 +190,7 @@ async def test_a_refund_of_spent_credit_is_refused_unless_forced(store: Store) -
 async def test_a_refund_telegram_refuses_gives_the_credit_back(store: Store) -> None:
     """Telegram says no: the credit returns; a later attempt Telegram already did is finished without a second take."""
     stars = service(store)
-    await stars.receive(ALICE, paid(stars.invoice(ALICE, 50).payload))
+    await stars.receive(ALICE, paid(stars.invoice(ALICE, 50).payload), Told())
 
     with pytest.raises(ValidationError, match="Telegram refused the refund"):
         await stars.refund(OWNER, ALICE, "charge-1", Refunds(RefundRefused("CHARGE_NOT_FOUND")))
@@ -179,7 +206,7 @@ async def test_a_refund_telegram_refuses_gives_the_credit_back(store: Store) -> 
 async def test_a_refund_whose_outcome_is_unknown_is_finished_by_running_it_again(store: Store) -> None:
     """A network failure leaves the refund pending (credit taken once); the next run only asks Telegram again."""
     stars = service(store)
-    await stars.receive(ALICE, paid(stars.invoice(ALICE, 50).payload))
+    await stars.receive(ALICE, paid(stars.invoice(ALICE, 50).payload), Told())
 
     with pytest.raises(Exception, match="Run the same refund again"):
         await stars.refund(OWNER, ALICE, "charge-1", Refunds(ConnectionError("reset")))
@@ -196,7 +223,7 @@ async def test_a_refund_whose_outcome_is_unknown_is_finished_by_running_it_again
 async def test_only_the_owner_refunds_and_only_the_payer_s_payment(store: Store) -> None:
     """A member cannot refund; a charge id under another member is not found."""
     stars = service(store)
-    await stars.receive(ALICE, paid(stars.invoice(ALICE, 50).payload))
+    await stars.receive(ALICE, paid(stars.invoice(ALICE, 50).payload), Told())
 
     with pytest.raises(NotAllowed):
         await stars.refund(Actor(ALICE, is_platform_admin=True), ALICE, "charge-1", Refunds())
@@ -207,9 +234,9 @@ async def test_only_the_owner_refunds_and_only_the_payer_s_payment(store: Store)
 async def test_the_report_counts_stars_credit_and_refunds(store: Store) -> None:
     """Per member and in total: payments, Stars, credit given, refunds."""
     stars = service(store)
-    await stars.receive(ALICE, paid(stars.invoice(ALICE, 50).payload, "a1"))
-    await stars.receive(ALICE, paid(stars.invoice(ALICE, 100).payload, "a2", stars=100))
-    await stars.receive(BOB, paid(stars.invoice(BOB, 50).payload, "b1"))
+    await stars.receive(ALICE, paid(stars.invoice(ALICE, 50).payload, "a1"), Told())
+    await stars.receive(ALICE, paid(stars.invoice(ALICE, 100).payload, "a2", stars=100), Told())
+    await stars.receive(BOB, paid(stars.invoice(BOB, 50).payload, "b1"), Told())
     await stars.refund(OWNER, BOB, "b1", Refunds())
 
     everyone = await stars.report()
@@ -226,7 +253,7 @@ async def test_a_payment_that_does_not_match_a_signed_payload_is_still_credited(
     """The member paid: without a valid payload the Stars are credited at today's rate, to the payer."""
     stars = service(store)
 
-    got = await stars.receive(BOB, paid(stars.invoice(ALICE, 50).payload))
+    got = await stars.receive(BOB, paid(stars.invoice(ALICE, 50).payload), Told())
 
     assert got.new
     assert GRANT + 50 * PER_STAR == await store.balance(BOB)
