@@ -278,4 +278,4 @@ class StarsService:
         """Stars received, credit given and refunds, per member and in total (for the owner)."""
         totals: list[PurchaseTotals] = await self._store.star_payment_totals(member)
         recent = await self._store.star_payments(member, limit=10) if member is not None else []
-        return texts.render_report(totals, recent, self.fmt)
+        return texts.render_report(totals, recent, self.fmt, with_total=member is None)

@@ -83,12 +83,14 @@ def render_history(payments: Sequence[StarPayment], fmt: Fmt) -> str:
     return "\n".join(out)
 
 
-def render_report(totals: Sequence[PurchaseTotals], recent: Sequence[StarPayment], fmt: Fmt) -> str:
+def render_report(
+    totals: Sequence[PurchaseTotals], recent: Sequence[StarPayment], fmt: Fmt, *, with_total: bool
+) -> str:
     if not totals:
         return "No Telegram Stars payments yet."
     out = ["Telegram Stars payments (member: payments, Stars received, credit given; refunds):"]
     out += [_totals_line(t, fmt) for t in totals]
-    if len(totals) > 1 or totals[0].member is None:
+    if with_total:
         everyone = PurchaseTotals(
             None,
             sum(t.payments for t in totals),
