@@ -29,7 +29,7 @@ from adapters.telegram.handlers import COMMANDS, Handlers
 from adapters.telegram.images import TelegramImageSurfaces
 from adapters.telegram.messages import PLATFORM
 from adapters.telegram.pacing import BotWideLimiter, ChatPacing
-from adapters.telegram.payments import PaymentHandlers
+from adapters.telegram.payments import CheckoutFirstQueue, PaymentHandlers
 from adapters.telegram.surface import DraftSupport
 from adapters.telegram.transport import AiohttpRequest
 from bot.core import Core
@@ -60,6 +60,7 @@ class TelegramConfig:
     webhook_listen: str = "0.0.0.0:8443"
     pace_scale: float = 1.0
     poll_timeout: float = 30.0
+    max_concurrent_updates: int = 256  # python-telegram-bot's default for concurrent updates
 
     def __repr__(self) -> str:
         # The token and the secret must never reach a log through a repr.
@@ -128,6 +129,7 @@ class TelegramAdapter:
 
     def _build(self, request: AiohttpRequest, updates_request: AiohttpRequest) -> Application:
         scale = self._config.pace_scale
+        queue = CheckoutFirstQueue()  # pre-checkout queries are answered at once, however busy
         builder = (
             ApplicationBuilder()
             .token(self._config.token)
@@ -138,13 +140,16 @@ class TelegramAdapter:
             .get_updates_request(updates_request)
             # Updates are handled concurrently: a long answer must not hold up a Stop button.
             # Messages of one conversation still get answered in order (the core's turn lock).
-            .concurrent_updates(True)
+            .concurrent_updates(self._config.max_concurrent_updates)
+            .update_queue(queue)
             # The bot-wide 30 per second; per-chat pacing is ChatPacing's job.
             .rate_limiter(BotWideLimiter(scale))
         )
         if self._config.webhook_url:
             builder = builder.updater(None)
-        return builder.build()
+        app = builder.build()
+        queue.app = app
+        return app
 
     async def _set_commands(self, app: Application, extra: tuple[tuple[str, str], ...] = ()) -> None:
         try:

@@ -45,7 +45,14 @@ from bot.payments import texts
 from bot.payments.values import AlreadyRefunded, PaidStars, RefundRefused
 from bot.ports import Account, Actor
 
-__all__ = ["ANSWER_WITHIN", "TOPUP_PREFIX", "PaymentHandlers", "TelegramStarRefunds", "standalone_refunds"]
+__all__ = [
+    "ANSWER_WITHIN",
+    "TOPUP_PREFIX",
+    "CheckoutFirstQueue",
+    "PaymentHandlers",
+    "TelegramStarRefunds",
+    "standalone_refunds",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +65,28 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("refund", "Owner: /refund <user id> <payment id> [force]"),
 )
 REFUND_USAGE = "Use /refund <user id> <payment id>, and add force to refund what was partly spent."
+
+
+class CheckoutFirstQueue(asyncio.Queue[object]):
+    """The Application's update queue, except that pre-checkout queries skip it.
+
+    Every other update waits for one of the Application's concurrent slots, and each streaming
+    answer holds one for its whole length: with every slot busy, a checkout would wait past
+    Telegram's 10 seconds and be cancelled. A pre-checkout query is handled at once instead.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.app: Application | None = None
+        self._checking: set[asyncio.Task[None]] = set()
+
+    async def put(self, item: object) -> None:
+        if self.app is not None and isinstance(item, Update) and item.pre_checkout_query is not None:
+            task = asyncio.create_task(self.app.process_update(item), name="pre-checkout")
+            self._checking.add(task)
+            task.add_done_callback(self._checking.discard)
+            return
+        await super().put(item)
 
 
 class TelegramStarRefunds:

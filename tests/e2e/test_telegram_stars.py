@@ -16,15 +16,17 @@ from typing import Any
 import aiohttp
 
 import storage
-from bot.__main__ import build_adapters, build_core, serve
+from adapters.telegram import TelegramAdapter, TelegramConfig
+from bot.__main__ import build_core, serve
 from bot.chat.tokens import TokenCounter
 from bot.minitoolai.client import MiniToolAIClient
 from bot.payments import texts
+from bot.payments.service import Allowed, allow_everyone
 from bot.ports import Account
 from bot.settings import Settings
 from tests.e2e.telegram_harness import SCALE, TOKEN, _started, running_bot
 from tests.e2e.test_console import bot_env, run_bot, start_bot
-from tests.fakes.minitoolai import FakeMiniToolAI
+from tests.fakes.minitoolai import ChatScript, FakeMiniToolAI
 from tests.fakes.telegram import FakeTelegram, RecordedRequest
 from tests.fakes.telegram_payments import FakeInvoice, PaymentResult
 from tests.integration.conftest import database_url  # noqa: F401  (the SQLite / PostgreSQL fixture)
@@ -187,10 +189,16 @@ async def test_pre_checkout_refuses_a_tampered_amount_another_member_s_payload_a
 
 
 @contextlib.asynccontextmanager
-async def bot_with_owner_hook(
-    tmp_path: Path, tg: FakeTelegram, ai: FakeMiniToolAI, is_allowed: Callable[[Account], Any]
+async def bot_from_parts(
+    tmp_path: Path,
+    tg: FakeTelegram,
+    ai: FakeMiniToolAI,
+    *,
+    is_allowed: Allowed = allow_everyone,
+    max_concurrent_updates: int = 256,
 ) -> AsyncIterator[None]:
-    """The composition root's parts, with the owner's "who may use the bot" hook the lead wires at merge."""
+    """The composition root's parts, with the owner's "who may use the bot" hook (which the lead
+    wires to the access check at merge) and the Telegram adapter's concurrency as given."""
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         minitoolai_api_key=ai.api_key,  # type: ignore[arg-type]
@@ -202,12 +210,19 @@ async def bot_with_owner_hook(
         telegram_pace_scale=SCALE,
         **STARS,
     )
+    config = TelegramConfig(
+        token=tg.token,
+        api_base_url=tg.base_url,
+        file_base_url=tg.base_file_url,
+        pace_scale=SCALE,
+        max_concurrent_updates=max_concurrent_updates,
+    )
     store = await storage.open_store(settings.database_url)
     try:
         async with aiohttp.ClientSession() as http:
             client = MiniToolAIClient(http, base_url=ai.base_url, api_key=ai.api_key)
             core = build_core(settings, store, client, TokenCounter(), is_allowed=is_allowed)
-            [adapter] = build_adapters(settings, core)
+            adapter = TelegramAdapter(core, config)
             stop = asyncio.Event()
             async with core.images:
                 task = asyncio.create_task(adapter.run(stop))
@@ -233,7 +248,7 @@ async def test_a_member_the_owner_blocks_is_refused_at_pre_checkout(tmp_path: Pa
             asked.append(member)
             return member.holder != str(alice["id"])
 
-        async with bot_with_owner_hook(tmp_path, tg, ai, is_allowed):
+        async with bot_from_parts(tmp_path, tg, ai, is_allowed=is_allowed):
             blocked = await tg.pay(alice, await invoice_for(tg, alice))
             allowed = await buy(tg, bob)
 
@@ -241,6 +256,25 @@ async def test_a_member_the_owner_blocks_is_refused_at_pre_checkout(tmp_path: Pa
     assert allowed.ok
     assert [Account("telegram", str(alice["id"])), Account("telegram", str(bob["id"]))] == asked
     assert [bob["id"]] == [c.user_id for c in tg.charges.values()]
+
+
+async def test_a_checkout_is_answered_while_every_update_slot_is_busy(tmp_path: Path) -> None:
+    """Both of the adapter's update slots hold answers streaming for 20 s: the pre-checkout is still
+    answered at once (it skips the queue), so Telegram's 10 seconds never run out behind them."""
+    async with FakeMiniToolAI() as ai, FakeTelegram(token=TOKEN, time_scale=SCALE) as tg:
+        alice, bob, carol = tg.user("Alice"), tg.user("Bob"), tg.user("Carol")
+        async with bot_from_parts(tmp_path, tg, ai, max_concurrent_updates=2):
+            invoice = await invoice_for(tg, alice)
+            for user in (bob, carol):
+                ai.chat_scripts.append(ChatScript(tokens=["Streaming "] + ["word "] * 2000, delay=0.01))
+                tg.user_message(tg.private_chat(user), user, "Tell me a long story")
+            for user in (bob, carol):
+                await tg.wait_for(sent_to(user["id"], "Streaming", "sendMessageDraft"), 10)
+            paid = await tg.pay(alice, invoice)
+            finished = [r for r in tg.requests if "regen" in str(r.params.get("reply_markup"))]
+
+    assert paid.ok and paid.answered
+    assert [] == finished, "the answers were still streaming when the checkout was answered"
 
 
 # ---------------------------------------------------------------- refunds
