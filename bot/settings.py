@@ -167,6 +167,13 @@ class Settings(BaseSettings):
             raise ValueError("expected Star amounts from 1 to 10000 separated by commas, e.g. 50,100,500")
         return value
 
+    @field_validator("stars_usd_per_star")
+    @classmethod
+    def _check_usd_per_star(cls, value: Decimal) -> Decimal:
+        if (value * 1_000_000) % 1:
+            raise ValueError("expected dollars with at most six decimals, e.g. 0.013")
+        return value
+
     @property
     def stars_pack_list(self) -> tuple[int, ...]:
         """``STARS_PACKS=50,100,500`` as sorted distinct Star amounts; () = members cannot buy credit."""

@@ -31,15 +31,15 @@ def menu(balance: int, fmt: Fmt) -> str:
 
 
 def invoice_title(credit: int, fmt: Fmt) -> str:
-    return f"{fmt(credit)} of credit"[:32]
+    return f"Credit: {fmt(credit)}"[:32]
 
 
 def invoice_description(stars: int, credit: int, fmt: Fmt) -> str:
-    return f"{stars} Telegram Stars buy {fmt(credit)} of credit for chat and pictures with this bot."[:255]
+    return f"{stars} Telegram Stars for {fmt(credit)} to spend on chat and pictures with this bot."[:255]
 
 
 def invoice_label(credit: int, fmt: Fmt) -> str:
-    return f"{fmt(credit)} of credit"
+    return f"Credit: {fmt(credit)}"
 
 
 def confirmation(payment: StarPayment, balance: int, fmt: Fmt) -> str:
@@ -52,7 +52,7 @@ def confirmation(payment: StarPayment, balance: int, fmt: Fmt) -> str:
 def refunded(payment: StarPayment, balance: int, fmt: Fmt) -> str:
     who = f"{payment.member.platform}:{payment.member.holder}"
     return (
-        f"Refunded {payment.stars} {STAR} to {who} and took back {fmt(payment.refund_taken)} of credit. "
+        f"Refunded {payment.stars} {STAR} to {who} and took back {fmt(payment.refund_taken)}. "
         f"Their balance: {fmt(balance)}."
     )
 

@@ -104,11 +104,25 @@ async def test_topup_offers_the_packs_and_sends_a_star_invoice_made_for_the_memb
     assert ["50 ⭐ → $0.6500", "100 ⭐ → $1.30"] == buttons
     assert "Your balance: $0.25" in (menu.text or "")
     assert ("XTR", 50) == (invoice.currency, invoice.total)
-    assert "$0.6500 of credit" == invoice.title
-    assert [{"label": "$0.6500 of credit", "amount": 50}] == sent.params["prices"]
+    assert "Credit: $0.6500" == invoice.title
+    assert [{"label": "Credit: $0.6500", "amount": 50}] == sent.params["prices"]
     assert not sent.params.get("provider_token")
     assert f".telegram.{alice['id']}." in invoice.payload
     assert TOKEN.split(":")[1] not in invoice.payload
+
+
+async def test_with_credits_per_dollar_the_packs_are_shown_in_credits(tmp_path: Path) -> None:
+    """CREDITS_PER_DOLLAR=1000: buttons, invoice and confirmation speak credits, as everywhere else."""
+    async with running_bot(tmp_path, grant="0", credits_per_dollar=1000, **STARS) as h:
+        alice = h.tg.user("Alice")
+        invoice = await invoice_for(h.tg, alice)
+        await buy(h.tg, alice)
+        menu = h.tg.messages(alice["id"])[1]
+
+    buttons = [b["text"] for row in (menu.reply_markup or {})["inline_keyboard"] for b in row]
+    assert ["50 ⭐ → 650 credits", "100 ⭐ → 1,300 credits"] == buttons
+    assert "Credit: 650 credits" == invoice.title
+    assert any("650 credits added for 50 ⭐" in text for text in h.bot_texts(alice["id"]))
 
 
 async def test_topup_in_a_group_points_to_the_private_chat(tmp_path: Path) -> None:
@@ -434,7 +448,7 @@ async def test_the_command_line_lists_purchases_and_refunds_once(tmp_path: Path)
     assert (1, "") == (refused[0], refused[1])
     assert "Not refunded" in refused[2] and "--force" in refused[2]
     assert 0 == forced[0], forced[2]
-    assert f"Refunded 50 ⭐ to {user} and took back $0.5500 of credit" in forced[1]
+    assert f"Refunded 50 ⭐ to {user} and took back $0.5500." in forced[1]
     assert 0 == again[0] and "already refunded" in again[1]
     assert "1 refunded (50 ⭐, $0.5500 taken back)" in after[1]
     assert 1 == len([r for r in h.tg.calls("refundStarPayment") if r.ok])
