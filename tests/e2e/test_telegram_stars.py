@@ -24,7 +24,7 @@ from bot.payments import texts
 from bot.payments.service import Allowed, allow_everyone
 from bot.ports import Account
 from bot.settings import Settings
-from tests.e2e.telegram_harness import SCALE, TOKEN, _started, running_bot
+from tests.e2e.telegram_harness import SCALE, TOKEN, _started, free_port, running_bot
 from tests.e2e.test_console import bot_env, run_bot, start_bot
 from tests.fakes.minitoolai import ChatScript, FakeMiniToolAI
 from tests.fakes.telegram import FakeTelegram, RecordedRequest
@@ -289,6 +289,55 @@ async def test_a_checkout_is_answered_while_every_update_slot_is_busy(tmp_path: 
 
     assert paid.ok and paid.answered
     assert [] == finished, "the answers were still streaming when the checkout was answered"
+
+
+async def test_by_webhook_a_retried_payment_credits_once(tmp_path: Path) -> None:
+    """Webhook mode: the pre-checkout is answered, and a successful_payment Telegram posts twice
+    (a retry, same update_id) credits once and confirms once."""
+    port = free_port()
+    hook = f"http://127.0.0.1:{port}/hook"
+    headers = {"X-Telegram-Bot-Api-Secret-Token": "hook-secret"}
+    async with (
+        running_bot(
+            tmp_path,
+            grant="0.25",
+            telegram_webhook_url="https://bot.example.com/hook",
+            telegram_webhook_secret="hook-secret",
+            telegram_webhook_listen=f"127.0.0.1:{port}",
+            **STARS,
+        ) as h,
+        aiohttp.ClientSession() as http,
+    ):
+
+        async def post(update: JSON) -> None:
+            async with http.post(hook, json=update, headers=headers) as response:
+                assert 200 == response.status
+
+        alice = h.tg.user("Alice")
+        chat_id = alice["id"]
+        await post({"update_id": 1, "message": h.tg.user_message(h.tg.private_chat(alice), alice, "/topup")})
+        menu = await h.tg.wait_for(sent_to(chat_id, "topup:"))
+        await post(
+            {
+                "update_id": 2,
+                "callback_query": h.tg.callback_query(
+                    alice, (chat_id, menu.result["message_id"]), "topup:50"
+                ),
+            }
+        )
+        await h.tg.wait_for(sent_to(chat_id, "XTR", "sendInvoice"))
+        paying = asyncio.create_task(h.tg.pay(alice, h.tg.invoices_in(chat_id)[-1]))
+        checkout = await h.tg.wait_for_update("pre_checkout_query")
+        await post(checkout)
+        paid = await paying
+        assert paid.ok and paid.update is not None
+        await post(paid.update)
+        await h.tg.wait_for(sent_to(chat_id, "Thank you"))
+        await post(paid.update)  # Telegram retries: the same update, the same update_id
+
+    await assert_exact(sqlite_url(tmp_path), alice, GRANT + CREDIT_50)
+    assert 1 == len([r for r in h.tg.requests if sent_to(chat_id, "Thank you")(r)])
+    assert [] == h.tg.calls("getUpdates")
 
 
 # ---------------------------------------------------------------- refunds

@@ -94,6 +94,7 @@ class StarsPayments:
         self.charges: dict[str, Charge] = {}
         self._checkouts: dict[str, _Checkout] = {}
         self._checkout_ids = itertools.count(4_100_000_001)
+        self._notifying: set[asyncio.Task[None]] = set()
 
     def _payment_handlers(self: FakeTelegram) -> dict[str, Any]:
         return {
@@ -108,12 +109,26 @@ class StarsPayments:
     def invoices_in(self: FakeTelegram, chat_id: int) -> list[FakeInvoice]:
         return [invoice for invoice in self.invoices if invoice.chat_id == chat_id]
 
+    async def wait_for_update(self: FakeTelegram, kind: str, timeout: float = 5.0) -> JSON:  # noqa: ASYNC109
+        """The newest pending update of ``kind`` (e.g. ``pre_checkout_query``), once there is one: for
+        tests that post updates to a webhook themselves."""
+
+        def newest() -> JSON | None:
+            return next((u for u in reversed(self._updates) if kind in u), None)
+
+        async with asyncio.timeout(timeout):
+            while (found := newest()) is None:
+                async with self._changed:
+                    await self._changed.wait()
+        return found
+
     def pre_checkout(
         self: FakeTelegram, user: Mapping[str, Any], *, payload: str, total: int, currency: str = XTR
     ) -> str:
         """The member pressed Pay: a ``pre_checkout_query`` goes to the bot; returns its id."""
         query_id = str(next(self._checkout_ids))
         self._checkouts[query_id] = _Checkout(time.monotonic(), dict(user), currency, total, payload)
+        self._notify_soon()
         self._push_update(
             {
                 "pre_checkout_query": {
@@ -169,6 +184,17 @@ class StarsPayments:
             },
         )
         return PaymentResult(True, charge=charge, update=update)
+
+    def _notify_soon(self: FakeTelegram) -> None:
+        """Wake ``wait_for_update`` (which waits on the fake's condition) from synchronous code."""
+
+        async def notify() -> None:
+            async with self._changed:
+                self._changed.notify_all()
+
+        task = asyncio.get_running_loop().create_task(notify())
+        self._notifying.add(task)
+        task.add_done_callback(self._notifying.discard)
 
     # ------------------------------------------------------------------ methods
 
