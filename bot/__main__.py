@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import secrets
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -21,7 +22,7 @@ from typing import cast
 import aiohttp
 
 import storage
-from bot.access.policy import AccessLists, parse_subjects
+from bot.access.policy import AccessLists, Asker, parse_subjects
 from bot.access.rates import RateLimits
 from bot.access.service import AccessService
 from bot.chat.conversations import ChatLimits, ConversationService
@@ -41,6 +42,9 @@ from bot.ops import metrics
 from bot.ops.health import META_PREFIX, Health, LinkState, Snapshot
 from bot.ops.server import metrics_endpoint
 from bot.ops.timing import TimedCalls
+from bot.payments.payload import derive_key
+from bot.payments.service import Allowed, StarsService, allow_everyone
+from bot.payments.values import StarPaymentStore, StarsOffer
 from bot.ports import Account, Actor, Adapter, Place, Store
 from bot.preferences import ChatDefaults, Preferences
 from bot.settings import MISSING_KEY_HELP, Settings, load_settings
@@ -78,6 +82,8 @@ def _epilog() -> str:
         "  SPENDING_LIMIT_DAILY_USD=5 python -m bot    run the bot spending at most $5 a UTC day\n"
         "  python -m bot access allow chat telegram:-1001234   serve this Telegram group\n"
         "  python -m bot access block user discord:98765       refuse this Discord user\n"
+        "  python -m bot credits purchases             Telegram Stars received, credit given, refunds\n"
+        "  python -m bot credits refund telegram:12345 <charge id> [--force]   refund a Stars payment\n"
     )
 
 
@@ -138,6 +144,23 @@ def build_parser() -> argparse.ArgumentParser:
         op = access_ops.add_parser(name, help=f"{text} a user, chat or role")
         op.add_argument("kind", choices=["user", "chat", "role"])
         op.add_argument("subject", help="platform:id, e.g. telegram:12345, telegram:-1001234, discord:98765")
+    purchases = ops.add_parser(
+        "purchases", help="Telegram Stars received, credit given and refunds, per member and in total"
+    )
+    purchases.add_argument("user", nargs="?", default="", help="only this member, e.g. telegram:12345")
+    refund = ops.add_parser(
+        "refund",
+        help="return a Telegram Stars payment and take its credit back (refused if part of it was spent)",
+    )
+    refund.add_argument("user", help="the member who paid, e.g. telegram:12345")
+    refund.add_argument(
+        "charge_id", help="the payment id (telegram_payment_charge_id) from `credits purchases`"
+    )
+    refund.add_argument(
+        "--force",
+        action="store_true",
+        help="refund even if part of the credit was spent: take back what is left",
+    )
     return parser
 
 
@@ -193,10 +216,20 @@ def price_table(settings: Settings) -> PriceTable:
     return PriceTable().with_overrides(overrides, markup=Fraction(settings.price_markup))
 
 
-def build_core(settings: Settings, store: Store, client: MiniToolAIClient, tokens: TokenCounter) -> Core:
+def build_core(
+    settings: Settings,
+    store: Store,
+    client: MiniToolAIClient,
+    tokens: TokenCounter,
+    *,
+    is_allowed: Allowed | None = None,
+) -> Core:
+    """``is_allowed`` decides who may pay for credit: by default the owner's allow and block lists."""
     credits = CreditService(
         store, price_table(settings), credit_policy(settings), limits=bot_limits(settings)
     )
+    access = AccessService(store, access_lists(settings))
+    payments = stars_service(settings, store, credits, is_allowed or may_pay(access))
     defaults = ChatDefaults(
         model=settings.default_chat_model,
         system_prompt=settings.default_system_prompt,
@@ -218,10 +251,32 @@ def build_core(settings: Settings, store: Store, client: MiniToolAIClient, token
         chat=chat,
         credits=credits,
         prefs=prefs,
-        commands=Commands(chat, credits, prefs),
+        commands=Commands(chat, credits, prefs, payments),
         images=images,
-        access=AccessService(store, access_lists(settings)),
+        access=access,
+        payments=payments,
     )
+
+
+def may_pay(access: AccessService) -> Allowed:
+    """Who may buy credit: whoever the owner's lists serve in a private chat with the bot."""
+
+    async def allowed(member: Account) -> bool:
+        return access.check(Asker(member, Place(member.platform, f"dm:{member.holder}"))).allowed
+
+    return allowed
+
+
+def stars_service(
+    settings: Settings, store: Store, credits: CreditService, is_allowed: Allowed = allow_everyone
+) -> StarsService:
+    """Telegram Stars payments; the payload key is derived from the bot's own secret, never stored."""
+    if not isinstance(store, StarPaymentStore):
+        raise ConfigError("This database backend cannot keep Telegram Stars payments.")
+    offer = StarsOffer(settings.stars_pack_list, parse_amount(str(settings.stars_usd_per_star)))
+    secret = settings.telegram_token or settings.minitoolai_api_key
+    key = derive_key(secret.get_secret_value()) if secret is not None else secrets.token_bytes(32)
+    return StarsService(store, credits, offer, key, is_allowed=is_allowed)
 
 
 def image_config(settings: Settings) -> ImageConfig:
@@ -483,10 +538,17 @@ async def credits_command(settings: Settings, args: argparse.Namespace) -> str:
         owner = Actor(CLI_OWNER)
         commands = CreditCommands(credits)
         op = args.credits_command
+        payments = stars_service(settings, store, credits)
         if op == "show":
             user = _account(args.user)
             status = await credits.status(user)
-            return credits.render_status(status) + "\n\n" + credits.render_usage(await credits.usage(user))
+            private = Place(user.platform, f"dm:{user.holder}")  # their own charges, no community pool
+            usage = (await CreditCommands(credits, payments).usage(Actor(user), private)).text
+            return credits.render_status(status) + "\n\n" + usage
+        if op == "purchases":
+            return await payments.report(_account(args.user) if args.user else None)
+        if op == "refund":
+            return await _refund(settings, payments, owner, _account(args.user), args.charge_id, args.force)
         if op in ("grant", "take", "set"):
             action = {"grant": commands.grant, "take": commands.take, "set": commands.set_balance}[op]
             return (await action(owner, _account(args.user), args.amount)).text
@@ -518,6 +580,21 @@ async def access_command(settings: Settings, args: argparse.Namespace) -> str:
             raise ConfigError(f"“{args.subject}” is not platform:id (e.g. telegram:12345).")
         said = await access.set_rule(owner, args.access_command, args.kind, args.subject, platform)
         return said + " A running bot applies it within a minute."
+
+
+async def _refund(
+    settings: Settings, payments: StarsService, owner: Actor, user: Account, charge_id: str, force: bool
+) -> str:
+    """A refund from the command line talks to the Bot API itself: the bot need not be running."""
+    if user.platform != "telegram":
+        raise ConfigError("Only Telegram payments can be refunded (the user is telegram:<id>).")
+    if settings.telegram_token is None:
+        raise ConfigError("Refunding a Telegram Stars payment needs TELEGRAM_TOKEN.")
+    from adapters.telegram.payments import standalone_refunds
+
+    token = settings.telegram_token.get_secret_value()
+    async with standalone_refunds(token, settings.telegram_api_base_url) as refunds:
+        return await payments.refund(owner, user, charge_id, refunds, force=force)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

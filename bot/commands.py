@@ -16,6 +16,7 @@ from bot.chat.conversations import ConversationService
 from bot.credits import CreditService
 from bot.errors import ValidationError
 from bot.minitoolai.models import CHAT_MODELS, IMAGE_MODELS
+from bot.payments.service import StarsService
 from bot.ports import Account, Actor, Place
 from bot.preferences import Preferences
 
@@ -51,8 +52,9 @@ TargetResolver = Callable[[str], Awaitable[Account | None]]
 class CreditCommands:
     """The credit commands, also used by ``python -m bot credits`` (which has no chat service)."""
 
-    def __init__(self, credits: CreditService) -> None:
+    def __init__(self, credits: CreditService, payments: StarsService | None = None) -> None:
         self._credits = credits
+        self._payments = payments
 
     async def credits(self, actor: Actor, place: Place) -> Reply:
         status = await self._credits.status(actor.account, _community(place))
@@ -60,7 +62,14 @@ class CreditCommands:
 
     async def usage(self, actor: Actor, place: Place) -> Reply:
         lines = await self._credits.usage(actor.account, _community(place))
-        return Reply(self._credits.render_usage(lines), private=True)
+        return Reply(self._credits.render_usage(lines) + await self._purchases(actor.account), private=True)
+
+    async def _purchases(self, user: Account) -> str:
+        """The member's latest Telegram Stars purchases, as a paragraph after the charges ("" if none)."""
+        if self._payments is None:
+            return ""
+        text = self._payments.render_history(await self._payments.history(user))
+        return "\n\n" + text if text else ""
 
     async def prices(self) -> Reply:
         return Reply(self._credits.render_prices())
@@ -124,8 +133,14 @@ class CreditCommands:
 class Commands(CreditCommands):
     """Every text command: the credit ones plus those that change a conversation's settings."""
 
-    def __init__(self, chat: ConversationService, credits: CreditService, prefs: Preferences) -> None:
-        super().__init__(credits)
+    def __init__(
+        self,
+        chat: ConversationService,
+        credits: CreditService,
+        prefs: Preferences,
+        payments: StarsService | None = None,
+    ) -> None:
+        super().__init__(credits, payments)
         self._chat = chat
         self._prefs = prefs
 

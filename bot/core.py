@@ -10,6 +10,7 @@ from bot.commands import Commands
 from bot.credits import CreditService
 from bot.images.service import ImageService
 from bot.ops.health import Health
+from bot.payments.service import StarsService
 from bot.preferences import Preferences
 
 
@@ -21,4 +22,5 @@ class Core:
     commands: Commands
     images: ImageService
     access: AccessService
+    payments: StarsService
     health: Health = field(default_factory=Health)  # adapters report their connection here

@@ -170,7 +170,7 @@ class SettingsStore(Protocol):
 
 # ---------------------------------------------------------------- credits
 
-EntryKind = Literal["grant", "allowance", "reserve", "settle", "release", "refund", "adjust"]
+EntryKind = Literal["grant", "allowance", "reserve", "settle", "release", "refund", "adjust", "purchase"]
 ReservationState = Literal["open", "settled", "released"]
 
 

@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     blocked_chats: str = ""
     allowed_roles: str = ""
     allow_private: bool = True
+    # --- Telegram Stars: members buy credit (empty STARS_PACKS = off)
+    stars_packs: str = ""
+    stars_usd_per_star: Decimal = Field(Decimal("0.013"), gt=0)
 
     # --- operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -185,6 +188,26 @@ class Settings(BaseSettings):
             if info.field_name == "allowed_roles" and platform.lower() != "discord":
                 raise ValueError("roles are Discord's: expected discord:<role id> items")
         return value
+
+    @field_validator("stars_packs")
+    @classmethod
+    def _check_stars_packs(cls, value: str) -> str:
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        if any(not p.isdigit() or not 1 <= int(p) <= 10_000 for p in parts):
+            raise ValueError("expected Star amounts from 1 to 10000 separated by commas, e.g. 50,100,500")
+        return value
+
+    @field_validator("stars_usd_per_star")
+    @classmethod
+    def _check_usd_per_star(cls, value: Decimal) -> Decimal:
+        if (value * 1_000_000) % 1:
+            raise ValueError("expected dollars with at most six decimals, e.g. 0.013")
+        return value
+
+    @property
+    def stars_pack_list(self) -> tuple[int, ...]:
+        """``STARS_PACKS=50,100,500`` as sorted distinct Star amounts; () = members cannot buy credit."""
+        return tuple(sorted({int(p) for p in self.stars_packs.split(",") if p.strip()}))
 
     @field_validator("telegram_webhook_listen")
     @classmethod

@@ -7,11 +7,12 @@ from storage.access import AccessMixin
 from storage.conversations import ConversationsMixin
 from storage.database import Database
 from storage.ledger import LedgerMixin
+from storage.payments import PaymentsMixin
 from storage.records import RecordsMixin
 
 
-class SqlStore(ConversationsMixin, LedgerMixin, RecordsMixin, AccessMixin):
-    """Conversations, settings, credits, image jobs and access rules over one database; close it once."""
+class SqlStore(ConversationsMixin, LedgerMixin, RecordsMixin, AccessMixin, PaymentsMixin):
+    """Conversations, settings, credits, image jobs, access rules and Stars payments over one database; close it once."""
 
     def __init__(self, db: Database) -> None:
         self._db = db

@@ -83,6 +83,8 @@ class AccessHandlers:
         user = update.effective_user
         if not isinstance(message, Message) or user is None or user.is_bot:
             return
+        if message.successful_payment is not None or message.refunded_payment is not None:
+            return  # money already moved: it is always recorded (who may pay is asked at pre-checkout)
         who = incoming(message, user)
         decision = access.check(Asker(who.user, who.place, by_channel=False))
         if decision.allowed:

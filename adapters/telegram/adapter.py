@@ -31,6 +31,7 @@ from adapters.telegram.health import ReportingRequest
 from adapters.telegram.images import TelegramImageSurfaces
 from adapters.telegram.messages import PLATFORM
 from adapters.telegram.pacing import BotWideLimiter, ChatPacing
+from adapters.telegram.payments import CheckoutFirstQueue, PaymentHandlers
 from adapters.telegram.private import TelegramPrivate
 from adapters.telegram.surface import DraftSupport
 from adapters.telegram.transport import AiohttpRequest
@@ -43,7 +44,7 @@ __all__ = ["SECRET_HEADER", "TelegramAdapter", "TelegramConfig"]
 logger = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-ALLOWED_UPDATES = ["message", "callback_query"]
+ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query"]
 # Loggers that write Telegram URLs, which carry the bot token: httpx at INFO (every request),
 # python-telegram-bot at DEBUG ("Set Bot API URL ..."). Kept above those levels unless the owner
 # configured them; the composition root's log filter scrubs tokens too, this is the second lock.
@@ -63,6 +64,7 @@ class TelegramConfig:
     webhook_listen: str = "0.0.0.0:8443"
     pace_scale: float = 1.0
     poll_timeout: float = 30.0
+    max_concurrent_updates: int = 256  # python-telegram-bot's default for concurrent updates
 
     def __repr__(self) -> str:
         # The token and the secret must never reach a log through a repr.
@@ -90,12 +92,14 @@ class TelegramAdapter:
         app = self._build(*requests)
         images = TelegramImageSurfaces(app.bot, self._pacing)
         handlers = Handlers(self._core, self._pacing, self._drafts, images)
+        payments = PaymentHandlers(self._core, self._pacing)
+        payments.register(app)  # first: its /start topup and pack buttons come before the general ones
         handlers.register(app)
         app.add_handler(TypeHandler(Update, _begin_request), group=-1)  # a request id per update
         await self._sign_in(app, requests)
         async with app:
             logger.info("Telegram: signed in as @%s", app.bot.username)
-            await self._set_commands(app)
+            await self._set_commands(app, payments.commands)
             # Connected: image jobs a previous run left unfinished can post here again.
             self._core.images.register_platform(PLATFORM, images)
             self._core.credits.alerts.register(PLATFORM, TelegramPrivate(app.bot, self._pacing))
@@ -133,6 +137,7 @@ class TelegramAdapter:
 
     def _build(self, request: AiohttpRequest, updates_request: AiohttpRequest) -> Application:
         scale = self._config.pace_scale
+        queue = CheckoutFirstQueue()  # pre-checkout queries are answered at once, however busy
         builder = (
             ApplicationBuilder()
             .token(self._config.token)
@@ -143,18 +148,21 @@ class TelegramAdapter:
             .get_updates_request(updates_request)
             # Updates are handled concurrently: a long answer must not hold up a Stop button.
             # Messages of one conversation still get answered in order (the core's turn lock).
-            .concurrent_updates(True)
+            .concurrent_updates(self._config.max_concurrent_updates)
+            .update_queue(queue)
             # The bot-wide 30 per second; per-chat pacing is ChatPacing's job.
             .rate_limiter(BotWideLimiter(scale))
         )
         if self._config.webhook_url:
             builder = builder.updater(None)
-        return builder.build()
+        app = builder.build()
+        queue.app = app
+        return app
 
-    async def _set_commands(self, app: Application) -> None:
+    async def _set_commands(self, app: Application, extra: tuple[tuple[str, str], ...] = ()) -> None:
         try:
             await app.bot.set_my_commands(
-                [BotCommand(name, text) for name, text in (*COMMANDS, *ACCESS_COMMANDS)]
+                [BotCommand(name, text) for name, text in (*COMMANDS, *ACCESS_COMMANDS, *extra)]
             )
         except TelegramError:
             logger.warning("Telegram: could not register the command menu", exc_info=True)

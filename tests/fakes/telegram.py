@@ -6,7 +6,8 @@ multipart bodies, nested fields JSON-encoded, exactly as python-telegram-bot sen
 (text/caption length after parsing, HTML parse mode, "message is not modified", photo size
 and dimensions, per-chat / per-group / global flood control with scaled-down windows),
 records every request with a ``time.monotonic()`` timestamp, injects faults, and feeds
-updates (messages, callback queries) to ``getUpdates`` long polls.
+updates (messages, callback queries) to ``getUpdates`` long polls. Telegram Stars payments
+(invoices, pre-checkout queries, successful payments, refunds) live in ``telegram_payments``.
 
 Usage::
 
@@ -36,6 +37,7 @@ from typing import Any, Self
 from aiohttp import web
 
 from tests.fakes.telegram_media import image_size, png_bytes
+from tests.fakes.telegram_payments import StarsPayments
 from tests.fakes.telegram_text import (
     EntityParseError,
     ParsedText,
@@ -108,6 +110,14 @@ _STRING_PARAMS = frozenset(
         "name",
         "emoji",
         "ip_address",
+        "payload",
+        "provider_token",
+        "currency",
+        "start_parameter",
+        "photo_url",
+        "pre_checkout_query_id",
+        "error_message",
+        "telegram_payment_charge_id",
     }
 )
 _COMMAND_NAME_RE = re.compile(r"[a-z0-9_]{1,32}")
@@ -193,6 +203,7 @@ class StoredMessage:
     edit_date: int | None = None
     deleted: bool = False
     history: list[str] = field(default_factory=list)  # earlier texts, oldest first
+    extra: JSON = field(default_factory=dict)  # other fields: invoice, successful_payment, ...
 
 
 class ApiError(Exception):
@@ -231,7 +242,7 @@ class _Call:
 Handler = Callable[[_Call], Awaitable[Any]]
 
 
-class FakeTelegram:
+class FakeTelegram(StarsPayments):
     """A fake Bot API server; see the module docstring. Use with ``async with``."""
 
     def __init__(
@@ -248,6 +259,7 @@ class FakeTelegram:
         global_window: float | None = None,
         retry_after_seconds: float = 1,
         drafts_supported: bool = True,
+        pre_checkout_timeout: float = 10.0,
     ) -> None:
         if retry_after_seconds <= 0:
             # python-telegram-bot ignores a zero retry_after and raises a plain NetworkError.
@@ -293,6 +305,11 @@ class FakeTelegram:
         self._group_posts: dict[int, collections.deque[float]] = {}
         self._global_posts: collections.deque[float] = collections.deque()
 
+        self._stalls: list[tuple[str, Callable[[JSON], bool]]] = []
+        self._unstalled = asyncio.Event()  # set when the fake closes: held calls end
+        self.stalled: list[tuple[str, JSON]] = []  # (method, params) of calls held by stall()
+        self._init_payments(pre_checkout_timeout)
+
         self._changed = asyncio.Condition()
         self._poll_waiters: set[asyncio.Event] = set()
         self._poll_generation = 0
@@ -325,6 +342,7 @@ class FakeTelegram:
         tb: TracebackType | None,
     ) -> None:
         self._closing = True
+        self._unstalled.set()
         self._wake_pollers()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -559,6 +577,42 @@ class FakeTelegram:
         self._push_update({"callback_query": query})
         return query
 
+    def repeat_update(self, update: JSON) -> JSON:
+        """Deliver an update's content again under a new ``update_id``, as Telegram does when it
+        never saw the first delivery confirmed (a bot killed before its next poll, a webhook retry
+        to another worker)."""
+        return self._push_update({k: v for k, v in update.items() if k != "update_id"})
+
+    def stall(self, method: str, predicate: Callable[[JSON], bool] = lambda params: True) -> None:
+        """Hold every later call of ``method`` whose params match, unanswered until its client goes
+        away or the fake closes (then a 500): a server that received the request and never answered."""
+        self._stalls.append((method.lower(), predicate))
+
+    def unstall(self) -> None:
+        """Later calls go through again (calls already held stay held)."""
+        self._stalls.clear()
+
+    async def wait_for_stalled(self, method: str, timeout: float = 5.0) -> JSON:  # noqa: ASYNC109
+        """The params of the first call of ``method`` held by :meth:`stall`, once one is."""
+
+        def first() -> JSON | None:
+            return next((params for name, params in self.stalled if name == method), None)
+
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: first() is not None)
+        found = first()
+        assert found is not None
+        return found
+
+    async def _hold_if_stalled(self, method: str, params: JSON) -> None:
+        if not any(name == method.lower() and match(params) for name, match in self._stalls):
+            return
+        async with self._changed:
+            self.stalled.append((method, params))
+            self._changed.notify_all()
+        await self._unstalled.wait()  # set only when the fake closes
+        raise ApiError(500, "Internal Server Error: the fake Telegram is closing")
+
     @property
     def pending_updates(self) -> list[JSON]:
         """Updates not yet confirmed by a getUpdates offset."""
@@ -572,6 +626,7 @@ class FakeTelegram:
         raw_method = request.match_info["method"]
         canonical, handler = self._methods.get(raw_method.lower(), (raw_method, None))
         try:
+            await self._hold_if_stalled(canonical, params)
             if request.match_info["token"] != self.token:
                 raise ApiError(401, "Unauthorized")
             fault = self._take_fault(canonical)
@@ -625,6 +680,7 @@ class FakeTelegram:
             "deleteMessage": self._delete_message,
             "getChatMember": self._get_chat_member,
             "getChatAdministrators": self._get_chat_administrators,
+            **self._payment_handlers(),
         }
 
     # ------------------------------------------------------------------ methods: bot & updates
@@ -710,9 +766,11 @@ class FakeTelegram:
                 kept.append(update)
         return kept
 
-    def _push_update(self, payload: JSON) -> None:
-        self._updates.append({"update_id": next(self._update_ids), **payload})
+    def _push_update(self, payload: JSON) -> JSON:
+        update = {"update_id": next(self._update_ids), **payload}
+        self._updates.append(update)
         self._wake_pollers()
+        return update
 
     def _wake_pollers(self) -> None:
         for wake in self._poll_waiters:
@@ -1198,6 +1256,7 @@ def _optional_fields(stored: StoredMessage) -> Iterator[tuple[str, Any]]:
         yield "reply_markup", stored.reply_markup
     if stored.edit_date is not None:
         yield "edit_date", stored.edit_date
+    yield from stored.extra.items()
 
 
 def _command_key(params: JSON) -> tuple[str, str]:
