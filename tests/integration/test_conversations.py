@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -18,6 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from PIL import Image
 
 from bot.chat.conversations import (
     MAX_USER_TEXT_CHARS,
@@ -518,9 +520,13 @@ async def test_images_are_sent_inline_as_data_urls(world: World) -> None:
     await ask(world.chat, "What is this?", images=(image,))
     content = world.fake.chat_bodies()[0]["messages"][-1]["content"]
     assert {"type": "text", "text": "What is this?"} == content[0]
-    expected = "data:image/png;base64," + base64.b64encode(PNG_BYTES).decode()
-    assert expected == content[1]["image_url"]["url"]
-    assert (image,) == (await stored(world))[0].images
+    url = content[1]["image_url"]["url"]
+    assert url.startswith("data:image/png;base64,")
+    sent = base64.b64decode(url.partition(",")[2])
+    with Image.open(io.BytesIO(sent)) as decoded, Image.open(io.BytesIO(PNG_BYTES)) as original:
+        assert original.convert("RGB").tobytes() == decoded.convert("RGB").tobytes()
+    [stored_image] = (await stored(world))[0].images
+    assert (sent, 4, 4) == (stored_image.data, stored_image.width, stored_image.height)
 
 
 async def test_images_in_the_history_are_dropped_for_a_model_that_cannot_see(world: World) -> None:

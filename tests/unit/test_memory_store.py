@@ -157,22 +157,28 @@ async def test_top_up_fills_to_the_cap_and_spends_its_key(store: MemoryStore) ->
 
 
 async def test_reserve_settle_release_life_cycle(store: MemoryStore) -> None:
-    """Reserve takes the amount; settle keeps min(charged, amount); closing twice does nothing."""
+    """Reserve takes the amount; settle charges in full, over the amount from the balance as far as
+    it goes; closing twice does nothing."""
     await store.open_account(ALICE, starting_grant=100, reason="start")
     assert not await store.reserve("big", ALICE, 101, purpose="chat", reason="r")
     assert await store.reserve("r1", ALICE, 60, purpose="chat", reason="r", meta={"model": "m"})
     assert await store.reserve("r1", ALICE, 60, purpose="chat", reason="r")  # same id: no-op
     assert 40 == await store.balance(ALICE)
-    assert await store.settle("r1", 500, reason="s", meta={"exact": True})
+    assert await store.settle("r1", 70, reason="s", meta={"exact": True})
     assert not await store.settle("r1", 1, reason="s")
     assert not await store.release("r1", reason="x")
     assert not await store.release("unknown", reason="x")
     held = await store.get_reservation("r1")
     assert held is not None
-    assert ("settled", 60, {"model": "m", "exact": True}) == (held.state, held.charged, dict(held.meta))
-    assert 40 == await store.balance(ALICE)
-    assert await store.reserve("r2", ALICE, 40, purpose="image", reason="r")
-    assert await store.release("r2", reason="failed")
+    assert ("settled", 70, {"model": "m", "exact": True}) == (held.state, held.charged, dict(held.meta))
+    assert 30 == await store.balance(ALICE)
+    assert await store.reserve("r2", ALICE, 20, purpose="chat", reason="r")
+    assert await store.settle("r2", 500, reason="s")  # the balance (10) covers only part of it
+    assert 30 == (await store.get_reservation("r2") or held).charged
+    assert 0 == await store.balance(ALICE)
+    await store.apply(ALICE, 40, kind="grant", reason="g", idempotency_key="g1")
+    assert await store.reserve("r3", ALICE, 40, purpose="image", reason="r")
+    assert await store.release("r3", reason="failed")
     assert 40 == await store.balance(ALICE)
     assert 40 == sum(e.amount for e in await store.entries(ALICE, limit=100))
 
