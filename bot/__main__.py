@@ -148,6 +148,8 @@ def build_core(settings: Settings, store: Store, client: MiniToolAIClient, token
         max_completion_tokens=settings.max_completion_tokens,
         context_margin=settings.context_margin_tokens,
         max_context_tokens=settings.max_context_tokens,
+        context_max_pictures=settings.context_max_pictures,
+        max_document_bytes=settings.max_document_kb * 1024,
     )
     chat = ConversationService(store, client, credits, prefs, tokens, limits)
     images = ImageService(store, client, credits, prefs, image_config(settings))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bot.chat.conversations import ConversationService
+from bot.chat.conversations import ConversationService, picture_detail
 from bot.credits import CreditService
 from bot.errors import ValidationError
 from bot.minitoolai.models import CHAT_MODELS
@@ -29,6 +29,10 @@ Commands:
 /system [text | clear]: show, set or clear the instructions I follow here
 /temperature [0-2 | default]: how creative the answers are
 /context [channel | user]: one shared memory here, or one per person
+/detail [low | high | auto]: how closely I look at pictures (low costs least)
+Attach pictures (JPEG, PNG, WebP, GIF; up to 4 a message) or documents (text, Markdown, CSV, JSON,
+code, logs, PDF) to a message and I read them with it. Pictures cost input tokens by their size
+(see /prices); documents cost what their text does. I keep your newest pictures in mind, not all.
 /credits: your balance and spending · /usage: your last charges · /prices: what things cost
 Admins: /grant /take /setbalance <user> <amount> · /pool fund|cap <amount> · /spending
 """
@@ -167,6 +171,19 @@ class Commands(CreditCommands):
             raise ValidationError(f"Temperature must be a number from 0 to 2 (you gave “{value}”).") from None
         await self._prefs.set_temperature(actor, place, number)
         return Reply(f"Temperature set to {number:g}.")
+
+    async def detail(self, actor: Actor, place: Place, value: str = "") -> Reply:
+        """Show or set how closely pictures are looked at here (the ``detail`` sent with them)."""
+        value = value.strip().lower()
+        if not value:
+            current = picture_detail(await self._prefs.effective(place))
+            return Reply(
+                f"Picture detail here: {current}. Low: the model sees at most 512 × 512 and a picture costs a "
+                "fixed few tokens; high: up to 768 × 2048, counted in 512-pixel tiles; auto: the model decides "
+                "(and I reserve as for high)."
+            )
+        chosen = await self._prefs.set_picture_detail(actor, place, value)
+        return Reply(f"Pictures here are now sent with detail “{chosen}”.")
 
     async def context(self, actor: Actor, place: Place, mode: str = "") -> Reply:
         mode = mode.strip().lower()
