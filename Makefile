@@ -39,6 +39,7 @@ bench: install
 	$(PY) bench/image_queue.py
 	$(PY) bench/telegram_load.py
 	$(PY) bench/discord_load.py
+	$(PY) bench/attachments.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from bot.chat import vision
 from bot.chat.conversations import ConversationService, picture_detail
 from bot.credits import CreditService
 from bot.errors import ValidationError
 from bot.minitoolai.models import CHAT_MODELS
+from bot.minitoolai.types import Usage
 from bot.ports import Account, Actor, Place
 from bot.preferences import Preferences
 
@@ -64,7 +66,19 @@ class CreditCommands:
         return Reply(self._credits.render_usage(lines), private=True)
 
     async def prices(self) -> Reply:
-        return Reply(self._credits.render_prices())
+        return Reply(f"{self._credits.render_prices()}\n{self._picture_prices()}")
+
+    def _picture_prices(self) -> str:
+        """What a picture sent to a vision model costs, as the input tokens the API bills for it."""
+        lines = ["Pictures you send, as input tokens (low detail · a 1024 × 1024 picture with high or auto):"]
+        for name, model in CHAT_MODELS.items():
+            if not model.vision:
+                continue
+            low = vision.billed_tokens(name, 1024, 1024, "low")
+            high = vision.billed_tokens(name, 1024, 1024, "high")
+            cost = self._credits.prices.chat_cost(name, Usage(high, 0))
+            lines.append(f"• {name}: {low:,} tokens · {high:,} tokens ({self._credits.format_amount(cost)})")
+        return "\n".join(lines)
 
     async def grant(self, actor: Actor, target: Account, amount: str, place: Place | None = None) -> Reply:
         """``place`` is where the command was given: its community's admins may be trusted to mint."""

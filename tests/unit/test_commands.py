@@ -230,7 +230,9 @@ async def test_credits_usage_and_prices_texts() -> None:
     prices = (await c.prices()).text
     assert prices.startswith("Chat, per 1M tokens (input / output):\n")
     assert "• gpt-4o-mini: $0.1500 / $0.6000" in prices
-    assert prices.endswith("Images: $0.0015 each, every model")
+    assert "Images: $0.0015 each, every model\nPictures you send, as input tokens" in prices
+    assert prices.endswith("• gpt-4o-mini: 2,833 tokens · 25,501 tokens ($0.003826)")
+    assert "• gpt-4o: 85 tokens · 765 tokens ($0.001913)" in prices
 
 
 async def test_credits_in_credit_units_when_the_owner_chose_them() -> None:
