@@ -64,7 +64,8 @@ class Document:
     text: str
 
     def as_message_part(self) -> str:
-        return f'<document name="{self.name}">\n{self.text}\n</document>'
+        name = " ".join(self.name.replace('"', "'").replace("<", "(").replace(">", ")").split())[:200]
+        return f'<document name="{name}">\n{self.text}\n</document>'
 
 
 def sniff_picture(data: bytes) -> str | None:

@@ -332,21 +332,31 @@ class ConversationService:
 
     def _history_budget(self, settings: Effective, user_turn: Turn, *, documents: bool = False) -> int:
         """Tokens left for stored turns once the instructions and the new message are counted
-        (its pictures by the room they take in the context window)."""
+        (its pictures by the room they take in the context window).
+
+        A message with documents may go past ``max_context_tokens`` (the owner bounds documents with
+        ``MAX_DOCUMENT_KB``) up to the model's own window: it is then sent without history.
+        """
         system = self._tokens.count_message(settings.system_prompt) if settings.system_prompt else 0
         detail = picture_detail(settings)
         pictures = sum(vision.context_tokens(i.width, i.height, detail) for i in user_turn.images if i.data)
-        room = self._budget(settings.model)
-        budget = room - system - user_turn.tokens - pictures - REPLY_PRIMING
-        if budget < 0:
-            if documents:
-                raise ValidationError(
-                    f"Your message with its documents is too long for this model's memory (about "
-                    f"{user_turn.tokens:,} tokens; at most {room - system - pictures - REPLY_PRIMING:,}). "
-                    "Please send a shorter document, or the part that matters."
-                )
-            raise ValidationError("Your message is too long for this model's memory. Please shorten it.")
-        return budget
+        fixed = system + pictures + REPLY_PRIMING
+        budget = self._budget(settings.model) - fixed - user_turn.tokens
+        if budget >= 0:
+            return budget
+        if documents:
+            room = self._window_budget(settings.model) - fixed
+            if user_turn.tokens <= room:
+                return 0
+            raise ValidationError(
+                f"Your message with its documents is too long for this model (about {user_turn.tokens:,} "
+                f"tokens; at most {room:,}). Please send a shorter document, or the part that matters."
+            )
+        raise ValidationError("Your message is too long for this model's memory. Please shorten it.")
+
+    def _window_budget(self, model: str) -> int:
+        window = CHAT_MODELS[model].context_window if model in CHAT_MODELS else 128_000
+        return window - self._limits.max_completion_tokens - self._limits.context_margin
 
     def _prompt_estimate(self, settings: Effective, history: Sequence[Turn], user_turn: Turn) -> int:
         system = self._tokens.count_message(settings.system_prompt) if settings.system_prompt else 0

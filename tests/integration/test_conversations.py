@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import io
 import itertools
 import time
@@ -21,6 +22,7 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
+from bot.chat.attachments import Upload
 from bot.chat.conversations import (
     MAX_USER_TEXT_CHARS,
     AnswerResult,
@@ -583,3 +585,30 @@ async def test_pictures_do_not_skew_the_calibration(world: World) -> None:
     world.fake.chat_scripts.append(ChatScript(tokens=["A cat."], usage=Usage(90, 2)))
     await ask(world.chat, "What is it?", images=(StoredImage("image/png", PNG_BYTES),))
     assert 1.0 == world.tokens.factor
+
+
+# ---------------------------------------------------------------- documents
+
+
+async def test_a_document_past_the_context_budget_goes_alone_and_one_past_the_window_is_refused(
+    world: World,
+) -> None:
+    """MAX_CONTEXT_TOKENS bounds history; a document (bounded by MAX_DOCUMENT_KB) may fill the model's
+    window instead, sent without history and reserved in full; past the window: one clear sentence."""
+    chat = world.service(dataclasses.replace(LIMITS, max_document_bytes=600 * 1024))
+    await ask(chat, "Hello first")
+    document = Upload("notes.md", ("# Notes\n" + "word " * 4000).encode())  # ~6,700 tokens estimated
+    view = View(SignalSurface(), POLICY)
+    await chat.answer(ChatRequest(ALICE, GROUP, "Summarise", files=(document,)), view)
+    body = world.fake.chat_bodies()[-1]
+    assert [("user", 'Summarise\n\n<document name="notes.md">\n# Notes')] == [
+        (role, text[: len('Summarise\n\n<document name="notes.md">\n# Notes')])
+        for role, text in transcript(body)
+    ]
+    reservation = await charged_reservation(world)
+    assert reservation.meta["prompt_tokens_estimate"] > 4000
+
+    huge = Upload("dump.log", b"x " * 250_000)  # 500 KB: past gpt-4o-mini's 128k-token window
+    with pytest.raises(ValidationError, match="too long for this model"):
+        await chat.answer(ChatRequest(ALICE, GROUP, "And this?", files=(huge,)), view)
+    assert 2 == len(world.fake.chat_bodies())
