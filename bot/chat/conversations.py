@@ -173,7 +173,7 @@ class ConversationService:
             settings = dataclasses.replace(settings, model=request.model)
         key = self._key(request.place, request.user, settings)
         detail = picture_detail(settings)
-        images, documents = await self._attachments(request, detail)
+        images, documents = await self._attachments(request, settings, detail)
         text = _user_text(request, documents, bool(images))
         async with self._turn_lock(key):
             user_turn = Turn(
@@ -189,7 +189,7 @@ class ConversationService:
             return await self._respond(key, request.user, settings, history, user_turn, view, replace=False)
 
     async def _attachments(
-        self, request: ChatRequest, detail: vision.Detail
+        self, request: ChatRequest, settings: Effective, detail: vision.Detail
     ) -> tuple[tuple[StoredImage, ...], tuple[Document, ...]]:
         """The message's pictures prepared to send, and its documents read as text (by content)."""
         pictures: list[tuple[str, StoredImage]] = [("picture", image) for image in request.images]
@@ -203,6 +203,8 @@ class ConversationService:
                 documents.append(await asyncio.to_thread(read_document, upload, limit))
         if len(pictures) > MAX_IMAGES_PER_MESSAGE:
             raise ValidationError(f"Please attach at most {MAX_IMAGES_PER_MESSAGE} pictures per message.")
+        if pictures:
+            _require_vision(settings.model)  # before the work of preparing them
         prepared = [await self._pictures.prepare(image, detail, name=name) for name, image in pictures]
         return tuple(prepared), tuple(documents)
 
@@ -393,13 +395,8 @@ class ConversationService:
         *,
         replace: bool,
     ) -> AnswerResult:
-        model = CHAT_MODELS.get(settings.model)
-        if user_turn.images and (model is None or not model.vision):
-            vision = ", ".join(name for name, m in CHAT_MODELS.items() if m.vision)
-            raise ValidationError(
-                f"The model {settings.model} can't look at pictures. An admin can switch to one that can "
-                f"({vision}) with /model."
-            )
+        if any(image.data for image in user_turn.images):
+            _require_vision(settings.model)
         messages = _messages(settings, history, user_turn)
         params = ChatParams(settings.model, settings.temperature, self._limits.max_completion_tokens)
         validate_chat(params, has_images=any(m.images for m in messages))
@@ -547,6 +544,16 @@ def _community(key: ConversationKey) -> Place | None:
     """Whose pool the answer may spend from: the guild or group, none in a private chat."""
     community = Place(key.platform, key.scope)
     return None if community.is_private else community
+
+
+def _require_vision(model_name: str) -> None:
+    model = CHAT_MODELS.get(model_name)
+    if model is None or not model.vision:
+        able = ", ".join(name for name, m in CHAT_MODELS.items() if m.vision)
+        raise ValidationError(
+            f"The model {model_name} can't look at pictures. An admin can switch to one that can "
+            f"({able}) with /model."
+        )
 
 
 def picture_detail(settings: Effective) -> vision.Detail:
