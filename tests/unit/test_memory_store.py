@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.errors import InsufficientCredits, StorageError
-from bot.ports import Account, ChannelSettings, ConversationKey, ImageJob, Place, Turn
+from bot.ports import Account, ChannelSettings, ConversationKey, ImageJob, Place, StoredImage, Turn
 from tests.fakes.memory_store import MemoryStore
 from tests.fakes.wall_clock import ManualClock
 
@@ -262,3 +263,19 @@ async def test_a_closed_store_refuses_work(store: MemoryStore) -> None:
     await store.close()
     with pytest.raises(StorageError):
         await store.balance(ALICE)
+
+
+async def test_pictures_keep_and_load_like_the_sql_stores(store: MemoryStore) -> None:
+    """keep_pictures forgets older pictures' bytes (their place stays); max_pictures loads only the
+    newest bytes; stored pictures carry their content hash (as the contract tests ask of SQL)."""
+    pictures = [StoredImage("image/png", f"p{n}".encode(), 2, 2) for n in range(3)]
+    for n, picture in enumerate(pictures):
+        await store.append_turns(KEY, [Turn("user", f"t{n}", 1, images=(picture,))], keep_pictures=2)
+
+    kept = [t.images[0] for t in await store.load_context(KEY, 100)]
+    assert [b"", b"p1", b"p2"] == [i.data for i in kept]
+    assert hashlib.sha256(b"p2").hexdigest() == kept[2].digest
+
+    newest = [t.images[0] for t in await store.load_context(KEY, 100, max_pictures=1)]
+    assert [b"", b"", b"p2"] == [i.data for i in newest]
+    assert (2, 2, kept[1].digest) == (newest[1].width, newest[1].height, newest[1].digest)
