@@ -32,7 +32,7 @@ Commands:
 /temperature [0-2 | default]: how creative the answers are
 /context [channel | user]: one shared memory here, or one per person
 /detail [low | high | auto]: how closely I look at pictures (low costs least)
-Attach pictures (JPEG, PNG, WebP, GIF; up to 4 a message) or documents (text, Markdown, CSV, JSON,
+Attach pictures (JPEG, PNG, WebP, GIF; up to 10 a message) or documents (text, Markdown, CSV, JSON,
 code, logs, PDF) to a message and I read them with it. Pictures cost input tokens by their size
 (see /prices); documents cost what their text does. I keep your newest pictures in mind, not all.
 /credits: your balance and spending · /usage: your last charges · /prices: what things cost

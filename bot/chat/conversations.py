@@ -44,7 +44,7 @@ from bot.preferences import Effective, Preferences
 
 logger = logging.getLogger(__name__)
 
-MAX_IMAGES_PER_MESSAGE = 4
+MAX_IMAGES_PER_MESSAGE = 10  # a Telegram album or a Discord message holds up to 10
 MAX_FILES_PER_MESSAGE = 10  # a Telegram album holds up to 10
 DETAIL_KEY = "detail"  # in a channel's ChannelSettings.extra: "low", "high" or "auto"
 EARLIER_PICTURE = "[an earlier picture, no longer shown]"
