@@ -184,7 +184,8 @@ def read_document(upload: Upload, max_bytes: int) -> Document:
 def decode_text(data: bytes) -> str | None:
     """The text of a file that is text, by its content: UTF-8, or UTF-16 with its byte-order mark.
 
-    Control bytes other than tab, newlines and form feed mean it is not text (a binary file).
+    Control bytes other than tab, newlines, form feed and escape (colours in logs) mean it is not
+    text (a binary file).
     """
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
@@ -196,7 +197,7 @@ def decode_text(data: bytes) -> str | None:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             return None
-    if any(ord(c) < 32 and c not in "\t\n\r\f" for c in text):
+    if any(ord(c) < 32 and c not in "\t\n\r\f\x1b" for c in text):  # ESC: coloured logs
         return None
     return text
 

@@ -79,6 +79,9 @@ def test_text_files_are_read_by_content_whatever_their_name() -> None:
     assert "a,b\n1,2\n" == read_document(Upload("data", b"a,b\n1,2\n"), 200 * KB).text
     assert "héllo" == read_document(Upload("notes.txt", "héllo".encode("utf-16")), 200 * KB).text
     assert "log line" == read_document(Upload("x.png", b"\xef\xbb\xbflog line"), 200 * KB).text
+    assert (
+        "\x1b[31mERROR\x1b[0m boom" == read_document(Upload("app.log", b"\x1b[31mERROR\x1b[0m boom"), KB).text
+    )
     assert "text" == classify(Upload("photo.jpg", b"plain words"))
     assert "picture" == classify(Upload("notes.txt", make_png(2, 2)))
 
