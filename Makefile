@@ -41,6 +41,7 @@ bench: install
 	$(PY) bench/discord_load.py
 	$(PY) bench/spending_limits.py
 	$(PY) bench/access_check.py
+	$(PY) bench/attachments.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

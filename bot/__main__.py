@@ -241,6 +241,8 @@ def build_core(
         max_completion_tokens=settings.max_completion_tokens,
         context_margin=settings.context_margin_tokens,
         max_context_tokens=settings.max_context_tokens,
+        context_max_pictures=settings.context_max_pictures,
+        max_document_bytes=settings.max_document_kb * 1024,
     )
     rates = RateLimits(
         messages_per_minute=settings.user_messages_per_minute, images_per_hour=settings.user_images_per_hour

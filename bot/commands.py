@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bot.chat.conversations import ConversationService
+from bot.chat import vision
+from bot.chat.conversations import ConversationService, picture_detail
 from bot.credits import CreditService
 from bot.errors import ValidationError
 from bot.minitoolai.models import CHAT_MODELS, IMAGE_MODELS
+from bot.minitoolai.types import Usage
 from bot.payments.service import StarsService
 from bot.ports import Account, Actor, Place
 from bot.preferences import Preferences
@@ -30,6 +32,10 @@ Commands:
 /system [text | clear]: show, set or clear the instructions I follow here
 /temperature [0-2 | default]: how creative the answers are
 /context [channel | user]: one shared memory here, or one per person
+/detail [low | high | auto]: how closely I look at pictures (low costs least)
+Attach pictures (JPEG, PNG, WebP, GIF; up to 10 a message) or documents (text, Markdown, CSV, JSON,
+code, logs, PDF) to a message and I read them with it. Pictures cost input tokens by their size
+(see /prices); documents cost what their text does. I keep your newest pictures in mind, not all.
 /credits: your balance and spending · /usage: your last charges · /prices: what things cost
 Admins: /grant /take /setbalance <user> <amount> · /pool fund|cap <amount> · /spending
 /chatmodels, /imagemodels [names | all]: the models this community may use
@@ -72,7 +78,19 @@ class CreditCommands:
         return "\n\n" + text if text else ""
 
     async def prices(self) -> Reply:
-        return Reply(self._credits.render_prices())
+        return Reply(f"{self._credits.render_prices()}\n{self._picture_prices()}")
+
+    def _picture_prices(self) -> str:
+        """What a picture sent to a vision model costs, as the input tokens the API bills for it."""
+        lines = ["Pictures you send, as input tokens (low detail · a 1024 × 1024 picture with high or auto):"]
+        for name, model in CHAT_MODELS.items():
+            if not model.vision:
+                continue
+            low = vision.billed_tokens(name, 1024, 1024, "low")
+            high = vision.billed_tokens(name, 1024, 1024, "high")
+            cost = self._credits.prices.chat_cost(name, Usage(high, 0))
+            lines.append(f"• {name}: {low:,} tokens · {high:,} tokens ({self._credits.format_amount(cost)})")
+        return "\n".join(lines)
 
     async def grant(self, actor: Actor, target: Account, amount: str, place: Place | None = None) -> Reply:
         """``place`` is where the command was given: its community's admins may be trusted to mint."""
@@ -189,6 +207,19 @@ class Commands(CreditCommands):
             raise ValidationError(f"Temperature must be a number from 0 to 2 (you gave “{value}”).") from None
         await self._prefs.set_temperature(actor, place, number)
         return Reply(f"Temperature set to {number:g}.")
+
+    async def detail(self, actor: Actor, place: Place, value: str = "") -> Reply:
+        """Show or set how closely pictures are looked at here (the ``detail`` sent with them)."""
+        value = value.strip().lower()
+        if not value:
+            current = picture_detail(await self._prefs.effective(place))
+            return Reply(
+                f"Picture detail here: {current}. Low: the model sees at most 512 × 512 and a picture costs a "
+                "fixed few tokens; high: up to 768 × 2048, counted in 512-pixel tiles; auto: the model decides "
+                "(and I reserve as for high)."
+            )
+        chosen = await self._prefs.set_picture_detail(actor, place, value)
+        return Reply(f"Pictures here are now sent with detail “{chosen}”.")
 
     async def context(self, actor: Actor, place: Place, mode: str = "") -> Reply:
         mode = mode.strip().lower()

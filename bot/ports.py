@@ -99,10 +99,22 @@ TurnStatus = Literal["complete", "stopped", "interrupted"]
 
 @dataclass(frozen=True, slots=True)
 class StoredImage:
-    """An image a user attached, kept as bytes (never as a platform link)."""
+    """An image a user attached, kept as bytes (never as a platform link).
+
+    A picture prepared for the model (``bot.chat.attachments``) knows its size and content hash
+    (the store keeps each picture once by it). One loaded without its bytes (``data == b""``) is a
+    picture the conversation had, no longer sent: the prompt names it with a placeholder.
+    """
 
     mime: str
     data: bytes
+    width: int = 0
+    height: int = 0
+    digest: str = ""
+
+    @property
+    def prepared(self) -> bool:
+        return self.width > 0 and self.height > 0 and bool(self.digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +131,28 @@ class Turn:
 
 
 class ConversationStore(Protocol):
-    async def append_turns(self, key: ConversationKey, turns: Sequence[Turn]) -> list[int]:
-        """Store turns in order, all or none (one transaction); return their ids."""
+    async def append_turns(
+        self, key: ConversationKey, turns: Sequence[Turn], *, keep_pictures: int | None = None
+    ) -> list[int]:
+        """Store turns in order, all or none (one transaction); return their ids.
+
+        Each picture is stored once by its content hash. With ``keep_pictures`` the conversation
+        keeps the bytes of only its newest that many pictures; older turns keep their picture count.
+        """
 
     async def load_context(
-        self, key: ConversationKey, budget_tokens: int, *, max_turns: int = 500
+        self,
+        key: ConversationKey,
+        budget_tokens: int,
+        *,
+        max_turns: int = 500,
+        max_pictures: int | None = None,
     ) -> list[Turn]:
-        """The newest turns whose token counts sum to at most ``budget_tokens``, oldest first."""
+        """The newest turns whose token counts sum to at most ``budget_tokens``, oldest first.
+
+        With ``max_pictures`` only the newest that many pictures come with their bytes; the others
+        (and pictures no longer kept) come as ``StoredImage`` without data.
+        """
 
     async def replace_last_assistant(self, key: ConversationKey, turn: Turn) -> int:
         """Replace the newest assistant turn (regenerate) atomically; append if there is none."""
@@ -272,7 +299,9 @@ class LedgerStore(Protocol):
     async def settle(
         self, reservation_id: str, charged: int, *, reason: str, meta: Mapping[str, Any] | None = None
     ) -> bool:
-        """Close an open reservation, keeping ``min(charged, amount)`` and giving back the rest.
+        """Close an open reservation charging ``charged``: what is under the amount goes back; what is
+        over it is taken from the account's balance as far as the balance goes (never below zero),
+        in the same entry. The reservation's ``charged`` is what was really taken.
 
         False (and no change) if the reservation is already closed: settle is idempotent.
         """

@@ -151,6 +151,20 @@ class Preferences:
         await self.update(actor, place, "change the context mode", context_mode=chosen)
         return chosen
 
+    async def set_picture_detail(self, actor: Actor, place: Place, detail: str) -> str:
+        """The ``detail`` pictures are sent with here (``low``, ``high`` or ``auto``), kept in ``extra``."""
+        chosen = detail.strip().lower()
+        if chosen not in ("low", "high", "auto"):
+            raise ValidationError(
+                "Picture detail is “low” (cheapest: the model sees 512 × 512 at most), “high” (the model "
+                "sees up to 768 × 2048, and it costs more) or “auto” (the model decides)."
+            )
+        self.require_admin(actor, "change the picture detail")
+        current = await self._store.get_settings(place) or ChannelSettings()
+        extra = {**current.extra, "detail": chosen}
+        await self._store.put_settings(place, dataclasses.replace(current, extra=extra))
+        return chosen
+
     async def set_image_models(
         self,
         actor: Actor,

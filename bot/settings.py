@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     max_context_tokens: int = Field(16000, ge=1000)
     conversation_max_age_days: int = Field(90, ge=0)
     conversation_keep_turns: int = Field(500, ge=0)
+    # --- attachments (pictures and documents members send)
+    context_max_pictures: int = Field(2, ge=0, le=20)
+    max_document_kb: int = Field(200, ge=1, le=10_000)
 
     # --- images
     default_image_model: str = "dreamshaper"

@@ -192,8 +192,17 @@ class LedgerMixin:
                     return False
                 reservation = reservation_from_row(row)
                 kept = min(charged, reservation.amount)
+                if charged > reservation.amount:
+                    # More was used than held: the rest comes from the balance, as far as it goes.
+                    available = await _balance(tx, reservation.account, lock=self._db.lock_clause)
+                    kept += min(charged - reservation.amount, available)
                 refund = reservation.amount - kept
-                balance = await _credit(tx, reservation.account, refund)
+                balance = await _move(tx, reservation.account, refund)
+                if balance is None:
+                    raise StorageError(
+                        f"The credit account {reservation.account.platform}:{reservation.account.holder}"
+                        " cannot pay this settlement."
+                    )
                 await _record(
                     tx,
                     reservation.account,

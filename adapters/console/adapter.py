@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from bot.chat.conversations import ChatRequest, View
+from bot.chat.attachments import MAX_UPLOAD_BYTES, Upload
+from bot.chat.conversations import MAX_FILES_PER_MESSAGE, ChatRequest, View
 from bot.core import Core
 from bot.display.streaming import Outcome, PacingPolicy
 from bot.errors import BotError, UserError
@@ -118,6 +119,7 @@ class ConsoleAdapter:
         self._out = out
         self._actor = Actor(OWNER, is_platform_admin=True)
         self._images = ConsoleImages(out, image_folder)
+        self._attached: list[Upload] = []  # files from /attach, sent with the next message
 
     async def run(self, stop: asyncio.Event) -> None:
         self._core.images.register_platform(PLATFORM, self._images)
@@ -155,9 +157,31 @@ class ConsoleAdapter:
             self._print(f"! {exc.user_message}\n")
 
     async def _chat(self, text: str) -> None:
+        files, self._attached = tuple(self._attached), []
         self._out.write("bot> ")
-        request = ChatRequest(user=OWNER, place=PLACE, text=text)
+        request = ChatRequest(user=OWNER, place=PLACE, text=text, files=files)
         await self._core.chat.answer(request, View(ConsoleSurface(self._out), POLICY))
+
+    async def _attach(self, rest: str) -> None:
+        """``/attach FILE [question]``: a picture or document from disk, asked about now or with the
+        next message."""
+        try:
+            words = shlex.split(rest)
+        except ValueError:
+            words = rest.split(" ", 1)
+        if not words:
+            raise UserError("Use /attach FILE, or /attach FILE your question (quote a path with spaces).")
+        if len(self._attached) >= MAX_FILES_PER_MESSAGE:
+            raise UserError(f"At most {MAX_FILES_PER_MESSAGE} files go with one message.")
+        upload = await asyncio.to_thread(_read_file, words[0])
+        self._attached.append(upload)
+        question = " ".join(words[1:])
+        if question:
+            await self._chat(question)
+        else:
+            self._print(
+                f"Attached {upload.name} ({max(1, len(upload.data) // 1024)} KB): it goes with your next message.\n"
+            )
 
     async def _command(self, line: str) -> None:
         name, _, rest = line[1:].partition(" ")
@@ -171,6 +195,9 @@ class ConsoleAdapter:
             # One person at a terminal: wait for the picture before the next prompt.
             await self._core.images.wait_idle()
             return
+        if name == "attach":
+            await self._attach(rest)
+            return
         if name in ("regenerate", "again"):
             self._out.write("bot> ")
             await self._core.chat.regenerate(PLACE, OWNER, View(ConsoleSurface(self._out), POLICY))
@@ -181,6 +208,7 @@ class ConsoleAdapter:
             "system": lambda: commands.system(actor, PLACE, rest),
             "temperature": lambda: commands.temperature(actor, PLACE, rest),
             "context": lambda: commands.context(actor, PLACE, rest),
+            "detail": lambda: commands.detail(actor, PLACE, rest),
             "credits": lambda: commands.credits(actor, PLACE),
             "usage": lambda: commands.usage(actor, PLACE),
             "prices": lambda: commands.prices(),
@@ -193,7 +221,9 @@ class ConsoleAdapter:
         elif name == "help" or name == "start":
             from bot.commands import HELP
 
-            self._print(HELP)
+            self._print(
+                HELP + "In the terminal: /attach FILE [question] sends a picture or document from disk.\n"
+            )
         else:
             self._print(f"! I don't know /{name}. Type /help for the list.\n")
 
@@ -210,6 +240,19 @@ class ConsoleAdapter:
     def _print(self, text: str) -> None:
         self._out.write(text)
         self._out.flush()
+
+
+def _read_file(typed: str) -> Upload:
+    path = Path(typed).expanduser()
+    try:
+        size = path.stat().st_size
+        if size > MAX_UPLOAD_BYTES:
+            raise UserError(
+                f"{path.name} is too large ({size // 1024 // 1024} MB; at most {MAX_UPLOAD_BYTES // 1024 // 1024} MB)."
+            )
+        return Upload(path.name, path.read_bytes())
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        raise UserError(f"I can't read {path}: {exc.strerror or 'no such file'}.") from None
 
 
 async def _stdin_reader() -> asyncio.StreamReader:

@@ -16,7 +16,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord.access import AccessGate, access_commands
-from adapters.discord.attachments import download_images, require_image
+from adapters.discord.attachments import download_files
 from adapters.discord.chat import ChatFlows
 from adapters.discord.config import DiscordConfig
 from adapters.discord.images import ImageFlows
@@ -93,7 +93,10 @@ class CommandSet:
     def _chat_command(self) -> app_commands.Command:
         @app_commands.command(name="chat", description="Ask me something; I remember this conversation.")
         @app_commands.describe(
-            prompt="What you want to ask", image="A picture for me to look at", model="Answer with this model"
+            prompt="What you want to ask",
+            image="A picture for me to look at",
+            model="Answer with this model",
+            file="A document for me to read (text, Markdown, CSV, JSON, code, logs, PDF) or another picture",
         )
         @app_commands.choices(model=CHAT_MODEL_CHOICES)
         async def chat(
@@ -101,8 +104,10 @@ class CommandSet:
             prompt: str,
             image: discord.Attachment | None = None,
             model: str | None = None,
+            file: discord.Attachment | None = None,
         ) -> None:
-            await guarded(interaction, self._run_chat(interaction, prompt, image, model), "/chat")
+            attached = [a for a in (image, file) if a is not None]
+            await guarded(interaction, self._run_chat(interaction, prompt, attached, model), "/chat")
 
         return chat
 
@@ -110,7 +115,7 @@ class CommandSet:
         self,
         interaction: discord.Interaction,
         prompt: str,
-        image: discord.Attachment | None,
+        attached: list[discord.Attachment],
         model: str | None,
     ) -> None:
         # Checks that need no I/O come first, so a mistake gets a clean ephemeral reply.
@@ -118,12 +123,10 @@ class CommandSet:
             raise ValidationError(
                 f"I don't know the model “{model}”. Choose one of: {', '.join(CHAT_MODELS)}."
             )
-        if image is not None:
-            require_image(image)
         self._core.access.require_chat(interaction_place(interaction))
         await interaction.response.defer(thinking=True)  # the 3-second deadline
         try:
-            images = await download_images([image] if image else [], self._config.max_image_bytes)
+            files = await download_files(attached, self._config.max_image_bytes)
         except ValidationError as exc:
             await interaction.delete_original_response()
             await reply_error(interaction, exc, "/chat")
@@ -132,7 +135,7 @@ class CommandSet:
             user=account(interaction.user),
             place=interaction_place(interaction),
             text=prompt,
-            images=images,
+            files=files,
             user_name=interaction.user.display_name if interaction.guild_id else "",
         )
         await self._chat.answer_interaction(interaction, with_model(request, model))
@@ -230,6 +233,18 @@ class CommandSet:
             actor, place = interaction_actor(interaction), interaction_place(interaction)
             await self._show(interaction, lambda: commands.context(actor, place, mode or ""), "/context")
 
+        @app_commands.command(name="detail", description="How closely I look at pictures here.")
+        @app_commands.choices(
+            level=[
+                app_commands.Choice(name="low: cheapest, up to 512 × 512", value="low"),
+                app_commands.Choice(name="high: up to 768 × 2048, costs more", value="high"),
+                app_commands.Choice(name="auto: the model decides", value="auto"),
+            ]
+        )
+        async def detail(interaction: discord.Interaction, level: str | None = None) -> None:
+            actor, place = interaction_actor(interaction), interaction_place(interaction)
+            await self._show(interaction, lambda: commands.detail(actor, place, level or ""), "/detail")
+
         @app_commands.command(
             name="autothread", description="Open a thread for each conversation started here."
         )
@@ -253,7 +268,7 @@ class CommandSet:
         async def help_(interaction: discord.Interaction) -> None:
             await self._show(interaction, _help, "/help")
 
-        return [reset, model, system, temperature, context, autothread, help_]
+        return [reset, model, system, temperature, context, detail, autothread, help_]
 
     # ------------------------------------------------------------ credits
 

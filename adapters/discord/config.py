@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.chat.attachments import MAX_UPLOAD_BYTES
+
 
 @dataclass(frozen=True, slots=True)
 class DiscordConfig:
@@ -27,5 +29,5 @@ class DiscordConfig:
     edit_interval: float = 1.1
     # An interaction token lives 15 minutes; after this much of it, answers move to the channel.
     interaction_window: float = 14 * 60.0
-    # Bytes of one attached picture the bot downloads for the model.
-    max_image_bytes: int = 10 * 1024 * 1024
+    # Bytes of one attached file (picture or document) the bot downloads for the model.
+    max_image_bytes: int = MAX_UPLOAD_BYTES

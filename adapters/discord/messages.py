@@ -14,7 +14,7 @@ import re
 import discord
 
 from adapters.discord.access import AccessGate, say
-from adapters.discord.attachments import download_images
+from adapters.discord.attachments import download_files
 from adapters.discord.chat import ChatFlows
 from adapters.discord.config import DiscordConfig
 from adapters.discord.places import account, message_place
@@ -79,7 +79,7 @@ class MessageFlows:
 
     async def _answer(self, me: discord.ClientUser, message: discord.Message) -> None:
         text = re.sub(rf"<@!?{me.id}>", "", message.content).strip()
-        images = await download_images(message.attachments, self._config.max_image_bytes)
+        files = await download_files(message.attachments, self._config.max_image_bytes)
         replied = _replied_message(message)
         quoted = (
             replied.content
@@ -97,7 +97,7 @@ class MessageFlows:
             user=account(message.author),
             place=place,
             text=text,
-            images=images,
+            files=files,
             quoted_text=quoted,
             user_name=message.author.display_name if message.guild is not None else "",
         )

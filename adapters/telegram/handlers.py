@@ -12,8 +12,9 @@ their own (the topic id is the place's channel) and answers go to the same topic
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from telegram import (
@@ -42,12 +43,11 @@ from adapters.telegram.messages import (
     PLATFORM,
     Incoming,
     arguments,
+    attachment_of,
     incoming,
     mentions_bot,
-    picture_of,
     quoted,
     replies_to,
-    sniff_image,
     strip_mention,
     target_and_amount,
     topic,
@@ -63,6 +63,7 @@ from adapters.telegram.surface import (
     TelegramChatSurface,
 )
 from bot.access.service import CHAT_OFF
+from bot.chat.attachments import MAX_UPLOAD_BYTES, Upload
 from bot.chat.conversations import ChatRequest, View
 from bot.commands import HELP, Reply
 from bot.core import Core
@@ -70,13 +71,13 @@ from bot.display.text import split_message
 from bot.errors import BotError, InsufficientCredits, UserError, ValidationError
 from bot.images.options import parse_imagine_args, usage_text
 from bot.minitoolai.models import CHAT_MODELS
-from bot.ports import Actor, StoredImage
+from bot.ports import Actor
 
 __all__ = ["COMMANDS", "Handlers", "Incoming"]
 
 logger = logging.getLogger(__name__)
 
-MAX_PICTURE_BYTES = 10 * 1024 * 1024  # what the bot downloads to show the model (Telegram allows 20 MB)
+ALBUM_QUIET = 1.0  # seconds without a new part after which an album is complete
 MODEL_PREFIX = "model:"
 SHUTDOWN_GRACE = 10.0  # seconds answers get to record themselves when the bot stops
 _ALERT_LIMIT = 200  # characters a callback query answer may show
@@ -91,6 +92,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("system", "Show, set or clear my instructions here"),
     ("temperature", "How creative the answers are (0-2)"),
     ("context", "One shared memory here, or one per person"),
+    ("detail", "How closely I look at pictures: low, high or auto"),
     ("credits", "Your balance and spending"),
     ("usage", "Your latest charges"),
     ("prices", "What chat and pictures cost"),
@@ -122,6 +124,7 @@ class Handlers:
         self._drafts = drafts
         self._images = images
         self._access = AccessHandlers(core, self._actor, self._show, self._say)
+        self._albums: dict[tuple[int, str], _Album] = {}
 
     async def interrupt_answers(self) -> None:
         """End answers still streaming with a note while the connection to Telegram is still open.
@@ -166,27 +169,52 @@ class Handlers:
         bot = context.bot
         who = incoming(message, user)
         text = message.text or message.caption or ""
+        called = who.private or mentions_bot(message, bot) or replies_to(message, bot.id)
+        switches = None if who.private else self._core.access.switches(who.place)
+        addressed = called or (switches is not None and switches.reply_all)
+        if addressed and switches is not None and switches.chat_off:
+            # Said once per chat, and only to someone who called the bot.
+            if called and self._core.access.first_notice(("chat off", who.place)):
+                await self._reply(bot, who.target, CHAT_OFF)
+            return
+        if message.media_group_id is not None:
+            await self._album_part(bot, message, who, strip_mention(text, bot.username), addressed)
+            return
+        if not addressed:
+            return  # group chatter not meant for the bot
         if not who.private:
-            switches = self._core.access.switches(who.place)
-            called = mentions_bot(message, bot) or replies_to(message, bot.id)
-            if not called and not switches.reply_all:
-                return  # group chatter not meant for the bot
-            if switches.chat_off:
-                # Said once per chat, and only to someone who called the bot.
-                if called and self._core.access.first_notice(("chat off", who.place)):
-                    await self._reply(bot, who.target, CHAT_OFF)
-                return
             text = strip_mention(text, bot.username)
         await self._chat(bot, message, who, text)
 
-    async def _chat(self, bot: Bot, message: Message, who: Incoming, text: str) -> None:
-        images = await self._pictures(bot, message)
+    async def _album_part(
+        self, bot: Bot, message: Message, who: Incoming, text: str, addressed: bool
+    ) -> None:
+        """Pictures sent together (an album) arrive as one message each, sharing a media_group_id;
+        the model gets them as one message. The first part's handler collects the others until none
+        has come for ``ALBUM_QUIET`` seconds, then answers (if the album was meant for the bot)."""
+        key = (who.target.chat_id, str(message.media_group_id))
+        album = self._albums.get(key)
+        if album is not None:
+            album.add(message, text, addressed)
+            return
+        album = self._albums[key] = _Album(message, who, text, addressed)
+        try:
+            await album.complete(ALBUM_QUIET)
+        finally:
+            del self._albums[key]
+        if album.addressed:
+            await self._chat(bot, album.first, album.who, album.text, parts=album.parts)
+
+    async def _chat(
+        self, bot: Bot, message: Message, who: Incoming, text: str, *, parts: Sequence[Message] = ()
+    ) -> None:
+        files = await self._files(bot, parts or [message])
         replied_text = quoted(message, bot.id)
         request = ChatRequest(
             user=who.user,
             place=who.place,
             text=text,
-            images=images,
+            files=files,
             quoted_text=replied_text,
             user_name="" if who.private else who.user_name,
         )
@@ -195,30 +223,33 @@ class Handlers:
         view = View(surface, self._pacing.policy(chat_id), self._pacing.bucket(chat_id))
         await self._core.chat.answer(request, view)
 
-    async def _pictures(self, bot: Bot, message: Message) -> tuple[StoredImage, ...]:
-        """The picture of the message (or of the message it replies to), downloaded as bytes.
+    async def _files(self, bot: Bot, messages: Sequence[Message]) -> tuple[Upload, ...]:
+        """The photos and documents of the messages (or, for one message without any, of the message
+        it replies to), downloaded as bytes; the core decides what each is by its content.
 
         Telegram file links contain the bot token: only bytes leave this method, and neither
         the link nor the ``File`` object is ever logged.
         """
-        source = message if picture_of(message) else message.reply_to_message
-        found = picture_of(source) if source is not None else None
-        if found is None:
-            return ()
-        file_id, size = found
-        if size is not None and size > MAX_PICTURE_BYTES:
-            raise ValidationError(
-                f"That picture is too large ({size / 1024 / 1024:.1f} MB). "
-                f"Please send one under {MAX_PICTURE_BYTES // 1024 // 1024} MB."
-            )
-        file = await bot.get_file(file_id)
-        data = bytes(await file.download_as_bytearray())
-        if len(data) > MAX_PICTURE_BYTES:
-            raise ValidationError("That picture is too large. Please send a smaller one.")
-        mime = sniff_image(data)
-        if mime is None:
-            raise ValidationError("I can only look at JPEG, PNG, WebP or GIF pictures.")
-        return (StoredImage(mime, data),)
+        sources = [m for m in messages if attachment_of(m) is not None]
+        if not sources and len(messages) == 1 and messages[0].reply_to_message is not None:
+            sources = [messages[0].reply_to_message]
+        files = []
+        for source in sources:
+            found = attachment_of(source)
+            if found is None:
+                continue
+            file_id, size, name = found
+            if size is not None and size > MAX_UPLOAD_BYTES:
+                raise ValidationError(
+                    f"{name} is too large ({size / 1024 / 1024:.1f} MB). "
+                    f"Please send files under {MAX_UPLOAD_BYTES // 1024 // 1024} MB."
+                )
+            file = await bot.get_file(file_id)
+            data = bytes(await file.download_as_bytearray())
+            if len(data) > MAX_UPLOAD_BYTES:
+                raise ValidationError(f"{name} is too large. Please send a smaller file.")
+            files.append(Upload(name, data))
+        return tuple(files)
 
     # ------------------------------------------------------------ commands
 
@@ -249,7 +280,7 @@ class Handlers:
             and replied.from_user.id != bot.id
         ):
             text = replied.text or replied.caption or ""
-        if not text.strip() and picture_of(replied) is None:
+        if not text.strip() and attachment_of(replied) is None:
             await self._reply(bot, who.target, ASK_HINT)
             return
         self._core.access.require_chat(who.place)
@@ -326,6 +357,7 @@ class Handlers:
             "system": lambda: commands.system(actor, place, args),
             "temperature": lambda: commands.temperature(actor, place, args),
             "context": lambda: commands.context(actor, place, args),
+            "detail": lambda: commands.detail(actor, place, args),
             "credits": lambda: commands.credits(actor, place),
             "usage": lambda: commands.usage(actor, place),
             "prices": commands.prices,
@@ -496,3 +528,29 @@ class Handlers:
         message, user = update.effective_message, update.effective_user
         if message is not None and user is not None:
             await self._reply(bot, incoming(message, user).target, text)
+
+
+class _Album:
+    """The parts of one album as they arrive, in order; ``complete`` returns once they stop coming."""
+
+    def __init__(self, first: Message, who: Incoming, text: str, addressed: bool) -> None:
+        self.first, self.who, self.text, self.addressed = first, who, text, addressed
+        self.parts: list[Message] = [first]
+        self._arrived = asyncio.Event()
+
+    def add(self, message: Message, text: str, addressed: bool) -> None:
+        self.parts.append(message)
+        if text and not self.text:
+            self.text = text  # the caption may come with any part (usually the first)
+        if addressed and not self.addressed:
+            self.addressed, self.first = True, message
+        self._arrived.set()
+
+    async def complete(self, quiet: float) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._arrived.wait(), quiet)
+            except TimeoutError:
+                self.parts.sort(key=lambda m: m.message_id)
+                return
+            self._arrived.clear()

@@ -19,9 +19,9 @@ __all__ = [
     "PLATFORM",
     "Incoming",
     "arguments",
+    "attachment_of",
     "incoming",
     "mentions_bot",
-    "picture_of",
     "quoted",
     "replies_to",
     "sniff_image",
@@ -32,7 +32,6 @@ __all__ = [
 ]
 
 PLATFORM = "telegram"
-_PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif")
 _MIME_BY_MAGIC = (
     (b"\xff\xd8\xff", "image/jpeg"),
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -142,20 +141,17 @@ def strip_mention(text: str, username: str | None) -> str:
     return " ".join(text.split(" ")).strip()
 
 
-def picture_of(message: Message | None) -> tuple[str, int | None] | None:
-    """The file id and size of a message's picture: its largest photo, or an image document."""
+def attachment_of(message: Message | None) -> tuple[str, int | None, str] | None:
+    """The file id, size and name of a message's photo (its largest rendition) or document."""
     if message is None:
         return None
     if message.photo:
         largest = message.photo[-1]
-        return largest.file_id, largest.file_size
+        return largest.file_id, largest.file_size, f"photo-{message.message_id}.jpg"
     document = message.document
     if document is None:
         return None
-    named_image = (document.file_name or "").lower().endswith(_PICTURE_SUFFIXES)
-    if not (document.mime_type or "").startswith("image/") and not named_image:
-        raise ValidationError("I can only read pictures (photos, or JPEG, PNG, WebP or GIF files).")
-    return document.file_id, document.file_size
+    return document.file_id, document.file_size, document.file_name or "document"
 
 
 def target_and_amount(message: Message, words: list[str], name: str) -> tuple[Account, str]:

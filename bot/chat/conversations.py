@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.access.rates import RateLimits
+from bot.chat import vision
+from bot.chat.attachments import Document, PicturePreparer, Upload, classify, read_document
 from bot.chat.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, TokenCounter
 from bot.credits import CreditService, Hold
 from bot.display.streaming import Outcome, PacingPolicy, StreamPresenter, Surface, TokenBucket
@@ -44,7 +46,10 @@ from bot.preferences import Effective, Preferences
 
 logger = logging.getLogger(__name__)
 
-MAX_IMAGES_PER_MESSAGE = 4
+MAX_IMAGES_PER_MESSAGE = 10  # a Telegram album or a Discord message holds up to 10
+MAX_FILES_PER_MESSAGE = 10  # a Telegram album holds up to 10
+DETAIL_KEY = "detail"  # in a channel's ChannelSettings.extra: "low", "high" or "auto"
+EARLIER_PICTURE = "[an earlier picture, no longer shown]"
 RESTARTING = "Interrupted: the bot is restarting."
 MAX_USER_TEXT_CHARS = 16_000
 _TURN_STATUS: dict[Outcome, TurnStatus] = {
@@ -73,6 +78,8 @@ class ChatLimits:
     max_completion_tokens: int = 1000
     context_margin: int = 256
     max_context_tokens: int = 16_000
+    context_max_pictures: int = 2  # pictures of a conversation sent again (the newest); older: a placeholder
+    max_document_bytes: int = 200 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +91,8 @@ class ChatRequest:
     text: str
     images: tuple[StoredImage, ...] = ()
     quoted_text: str | None = None  # the message this one replies to, when it is not ours
+    # Files of any kind (pictures, text files, PDFs): what each is, the core decides by content.
+    files: tuple[Upload, ...] = ()
     user_name: str = ""
     model: str | None = None  # for this message only (e.g. Discord's /chat model:); None = the channel's
 
@@ -117,6 +126,7 @@ class _Answer:
     user_turn: Turn
     prompt_estimate: int
     text_estimate: int | None  # the part the counter estimated from text; None: do not calibrate
+    picture_tokens: int  # what the pictures sent were reserved at (0: none sent)
     hold: Hold
     replace: bool
     deltas: list[str] = field(default_factory=list)
@@ -148,6 +158,7 @@ class ConversationService:
         self._limits = limits
         self._locks: dict[ConversationKey, tuple[asyncio.Lock, int]] = {}
         self._running: dict[ConversationKey, _Answer] = {}
+        self._pictures = PicturePreparer()
 
     # ------------------------------------------------------------ public operations
 
@@ -173,18 +184,73 @@ class ConversationService:
             settings = dataclasses.replace(settings, model=request.model)
         await self._rates.check_chat(request.user)  # a valid request counts, before anything is reserved
         key = self._key(request.place, request.user, settings)
+        detail = picture_detail(settings)
+        images, documents = await self._attachments(request, settings, detail)
+        text = _user_text(request, documents, bool(images))
         async with self._turn_lock(key):
             user_turn = Turn(
                 role="user",
-                text=_user_text(request),
-                tokens=self._tokens.count_message(_user_text(request), len(request.images)),
+                text=text,
+                tokens=self._tokens.count_message(text),
                 author_id=request.user.holder,
-                images=request.images,
+                images=images,
             )
-            budget = self._history_budget(settings, user_turn)
-            # The store sums stored counts; an answer also costs its framing in the prompt.
-            history = _newest_within(await self._store.load_context(key, budget), budget)
+            budget = self._history_budget(settings, user_turn, documents=bool(documents))
+            room = max(0, self._limits.context_max_pictures - len(images))
+            history = await self._history(key, budget, room, detail)
             return await self._respond(key, request.user, settings, history, user_turn, view, replace=False)
+
+    async def _attachments(
+        self, request: ChatRequest, settings: Effective, detail: vision.Detail
+    ) -> tuple[tuple[StoredImage, ...], tuple[Document, ...]]:
+        """The message's pictures prepared to send, and its documents read as text (by content)."""
+        pictures: list[tuple[str, StoredImage]] = [("picture", image) for image in request.images]
+        documents: list[Document] = []
+        for upload in request.files:
+            kind = classify(upload)
+            if kind == "picture":
+                pictures.append((upload.name or "picture", StoredImage("", upload.data)))
+            else:
+                limit = self._limits.max_document_bytes
+                documents.append(await asyncio.to_thread(read_document, upload, limit))
+        if len(pictures) > MAX_IMAGES_PER_MESSAGE:
+            raise ValidationError(f"Please attach at most {MAX_IMAGES_PER_MESSAGE} pictures per message.")
+        if pictures:
+            _require_vision(settings.model)  # before the work of preparing them
+        prepared = [await self._pictures.prepare(image, detail, name=name) for name, image in pictures]
+        return tuple(prepared), tuple(documents)
+
+    async def _history(
+        self, key: ConversationKey, budget: int, room: int, detail: vision.Detail
+    ) -> list[Turn]:
+        """The stored turns that fit ``budget``, with the bytes of the newest ``room`` pictures only.
+
+        The pictures sent again also take room in the context window: turns that no longer fit
+        once they are counted are left out.
+        """
+        return await self._fit(await self._store.load_context(key, budget, max_pictures=room), budget, detail)
+
+    async def _fit(self, history: list[Turn], budget: int, detail: vision.Detail) -> list[Turn]:
+        history = _newest_within(history, budget)
+        history = [await self._ready(turn, detail) for turn in history]
+        pictures = sum(
+            vision.context_tokens(i.width, i.height, detail) for t in history for i in t.images if i.data
+        )
+        return _newest_within(history, budget - pictures) if pictures else history
+
+    async def _ready(self, turn: Turn, detail: vision.Detail) -> Turn:
+        """A picture stored before pictures were prepared (an upgraded database) is prepared now."""
+        if all(image.prepared or not image.data for image in turn.images):
+            return turn
+        images = []
+        for image in turn.images:
+            if image.data and not image.prepared:
+                try:
+                    image = await self._pictures.prepare(image, detail)
+                except ValidationError:
+                    image = StoredImage("", b"")  # unreadable: a placeholder rather than a lost conversation
+            images.append(image)
+        return dataclasses.replace(turn, images=tuple(images))
 
     @metrics.records_answer
     async def regenerate(self, place: Place, user: Account, view: View) -> AnswerResult:
@@ -193,13 +259,19 @@ class ConversationService:
         settings = await self._prefs.effective(place)
         key = self._key(place, user, settings)
         async with self._turn_lock(key):
-            turns = await self._store.load_context(key, self._budget(settings.model))
+            detail = picture_detail(settings)
+            pictures = self._limits.context_max_pictures
+            turns = await self._store.load_context(
+                key, self._budget(settings.model), max_pictures=pictures + MAX_IMAGES_PER_MESSAGE
+            )
             if turns and turns[-1].role == "assistant":
                 turns.pop()
             if not turns or turns[-1].role != "user":
                 raise ValidationError("There is nothing to regenerate here yet. Ask me something first.")
-            user_turn = turns.pop()
-            history = _newest_within(turns, self._history_budget(settings, user_turn))
+            user_turn = await self._ready(turns.pop(), detail)
+            budget = self._history_budget(settings, user_turn)
+            room = max(0, pictures - sum(1 for i in user_turn.images if i.data))
+            history = await self._fit(_only_newest_pictures(turns, room), budget, detail)
             return await self._respond(key, user, settings, history, user_turn, view, replace=True)
 
     def stop(self, place: Place, user: Account, *, is_admin: bool = False) -> bool:
@@ -256,9 +328,9 @@ class ConversationService:
 
     @staticmethod
     def _check_request(request: ChatRequest) -> None:
-        if not request.text.strip() and not request.images:
+        if not request.text.strip() and not request.images and not request.files:
             raise ValidationError(
-                "Your message is empty. Write a question, or attach a picture with a caption."
+                "Your message is empty. Write a question, or attach a picture or a file with a caption."
             )
         if len(request.text) > MAX_USER_TEXT_CHARS:
             raise ValidationError(
@@ -266,23 +338,63 @@ class ConversationService:
             )
         if len(request.images) > MAX_IMAGES_PER_MESSAGE:
             raise ValidationError(f"Please attach at most {MAX_IMAGES_PER_MESSAGE} pictures per message.")
+        if len(request.files) > MAX_FILES_PER_MESSAGE:
+            raise ValidationError(f"Please attach at most {MAX_FILES_PER_MESSAGE} files per message.")
 
     def _budget(self, model: str) -> int:
         window = CHAT_MODELS[model].context_window if model in CHAT_MODELS else 128_000
         limits = self._limits
         return min(window, limits.max_context_tokens) - limits.max_completion_tokens - limits.context_margin
 
-    def _history_budget(self, settings: Effective, user_turn: Turn) -> int:
-        """Tokens left for stored turns once the instructions and the new message are counted."""
+    def _history_budget(self, settings: Effective, user_turn: Turn, *, documents: bool = False) -> int:
+        """Tokens left for stored turns once the instructions and the new message are counted
+        (its pictures by the room they take in the context window).
+
+        A message with documents may go past ``max_context_tokens`` (the owner bounds documents with
+        ``MAX_DOCUMENT_KB``) up to the model's own window: it is then sent without history.
+        """
         system = self._tokens.count_message(settings.system_prompt) if settings.system_prompt else 0
-        budget = self._budget(settings.model) - system - user_turn.tokens - REPLY_PRIMING
-        if budget < 0:
-            raise ValidationError("Your message is too long for this model's memory. Please shorten it.")
-        return budget
+        detail = picture_detail(settings)
+        pictures = sum(vision.context_tokens(i.width, i.height, detail) for i in user_turn.images if i.data)
+        fixed = system + pictures + REPLY_PRIMING
+        budget = self._budget(settings.model) - fixed - user_turn.tokens
+        if budget >= 0:
+            return budget
+        if documents:
+            room = self._window_budget(settings.model) - fixed
+            if user_turn.tokens <= room:
+                return 0
+            raise ValidationError(
+                f"Your message with its documents is too long for this model (about {user_turn.tokens:,} "
+                f"tokens; at most {room:,}). Please send a shorter document, or the part that matters."
+            )
+        raise ValidationError("Your message is too long for this model's memory. Please shorten it.")
+
+    def _window_budget(self, model: str) -> int:
+        window = CHAT_MODELS[model].context_window if model in CHAT_MODELS else 128_000
+        return window - self._limits.max_completion_tokens - self._limits.context_margin
 
     def _prompt_estimate(self, settings: Effective, history: Sequence[Turn], user_turn: Turn) -> int:
         system = self._tokens.count_message(settings.system_prompt) if settings.system_prompt else 0
-        return system + sum(map(_prompt_cost, history)) + user_turn.tokens + REPLY_PRIMING
+        texts = sum(map(_prompt_cost, history)) + user_turn.tokens
+        placeholders = sum(self._tokens.count(f"\n{EARLIER_PICTURE}") for _ in _dropped(history, user_turn))
+        return (
+            system + texts + placeholders + self._picture_tokens(settings, history, user_turn) + REPLY_PRIMING
+        )
+
+    @staticmethod
+    def _picture_tokens(settings: Effective, history: Sequence[Turn], user_turn: Turn) -> int:
+        """What the pictures sent cost at most, by the model's own formula (``bot.chat.vision``)."""
+        model = CHAT_MODELS.get(settings.model)
+        if model is None or not model.vision:
+            return 0
+        detail = picture_detail(settings)
+        return sum(
+            vision.reserve_tokens(settings.model, image.width, image.height, detail)
+            for turn in (*history, user_turn)
+            for image in turn.images
+            if image.data
+        )
 
     # ------------------------------------------------------------ one answer
 
@@ -297,21 +409,17 @@ class ConversationService:
         *,
         replace: bool,
     ) -> AnswerResult:
-        model = CHAT_MODELS.get(settings.model)
-        if user_turn.images and (model is None or not model.vision):
-            vision = ", ".join(name for name, m in CHAT_MODELS.items() if m.vision)
-            raise ValidationError(
-                f"The model {settings.model} can't look at pictures. An admin can switch to one that can "
-                f"({vision}) with /model."
-            )
+        if any(image.data for image in user_turn.images):
+            _require_vision(settings.model)
         messages = _messages(settings, history, user_turn)
         params = ChatParams(settings.model, settings.temperature, self._limits.max_completion_tokens)
         validate_chat(params, has_images=any(m.images for m in messages))
         estimate = self._prompt_estimate(settings, history, user_turn)
-        # Calibrate on text alone: framing is fixed and a picture's real cost is unknown
-        # (counting it at its maximum would drag the factor down and under-reserve text).
+        picture_tokens = self._picture_tokens(settings, history, user_turn)
+        # Calibrate on text alone: framing is fixed, and a picture's count is reserved for the larger
+        # reading of an undocumented rule (counting it would drag the factor down and under-reserve text).
         framing = MESSAGE_OVERHEAD * len(messages) + REPLY_PRIMING
-        pictures = any(t.images for t in (*history, user_turn))
+        pictures = any(m.images for m in messages) or any(_dropped(history, user_turn))
         text_estimate = None if pictures else estimate - framing
         # Nothing goes upstream unless the worst case fits the user's credit.
         hold = await self._credits.reserve_chat(
@@ -321,7 +429,9 @@ class ConversationService:
             prompt_tokens=estimate,
             max_completion_tokens=self._limits.max_completion_tokens,
         )
-        answer = _Answer(key, user, settings, params, user_turn, estimate, text_estimate, hold, replace)
+        answer = _Answer(
+            key, user, settings, params, user_turn, estimate, text_estimate, picture_tokens, hold, replace
+        )
         self._running[key] = answer
         try:
             return await self._stream(answer, messages, view)
@@ -391,9 +501,11 @@ class ConversationService:
             if answer.text_estimate is not None:
                 fixed = answer.prompt_estimate - answer.text_estimate
                 self._tokens.calibrate(answer.text_estimate, usage.prompt_tokens - fixed)
-            # The new message's exact size is what the prompt measured beyond the rest of it.
-            rest = answer.prompt_estimate - user_turn.tokens
-            user_turn = dataclasses.replace(user_turn, tokens=max(1, usage.prompt_tokens - rest))
+            if not answer.picture_tokens:
+                # The new message's exact size is what the prompt measured beyond the rest of it
+                # (with pictures the stored count stays the text's: pictures are counted apart).
+                rest = answer.prompt_estimate - user_turn.tokens
+                user_turn = dataclasses.replace(user_turn, tokens=max(1, usage.prompt_tokens - rest))
         if text:
             reply = Turn(
                 "assistant",
@@ -405,7 +517,8 @@ class ConversationService:
             if answer.replace:
                 await self._store.replace_last_assistant(answer.key, reply)
             else:
-                await self._store.append_turns(answer.key, [user_turn, reply])
+                keep = max(self._limits.context_max_pictures, len(user_turn.images))
+                await self._store.append_turns(answer.key, [user_turn, reply], keep_pictures=keep)
         charged = await self._credits.settle_chat(
             answer.hold,
             model=answer.params.model,
@@ -448,8 +561,28 @@ def _community(key: ConversationKey) -> Place | None:
     return None if community.is_private else community
 
 
-def _user_text(request: ChatRequest) -> str:
-    text = request.text.strip() or "What is in this picture?"
+def _require_vision(model_name: str) -> None:
+    model = CHAT_MODELS.get(model_name)
+    if model is None or not model.vision:
+        able = ", ".join(name for name, m in CHAT_MODELS.items() if m.vision)
+        raise ValidationError(
+            f"The model {model_name} can't look at pictures. An admin can switch to one that can "
+            f"({able}) with /model."
+        )
+
+
+def picture_detail(settings: Effective) -> vision.Detail:
+    """The channel's ``detail`` for pictures (``/detail``); ``auto`` unless set."""
+    value = settings.extra.get(DETAIL_KEY)
+    return value if value in ("low", "high") else "auto"
+
+
+def _user_text(request: ChatRequest, documents: Sequence[Document] = (), pictures: bool = False) -> str:
+    text = request.text.strip()
+    if not text:
+        text = "What is in this picture?" if pictures or not documents else "Please read this document."
+    if documents:
+        text = "\n\n".join([text, *(document.as_message_part() for document in documents)])
     if request.quoted_text:
         quoted = "\n".join(f"> {line}" for line in request.quoted_text.strip().splitlines())
         text = f"{quoted}\n\n{text}"
@@ -459,14 +592,39 @@ def _user_text(request: ChatRequest) -> str:
     return text
 
 
+def _dropped(history: Sequence[Turn], user_turn: Turn) -> Iterator[StoredImage]:
+    """The pictures the prompt names by a placeholder (no longer kept, or older than the newest sent)."""
+    for turn in (*history, user_turn):
+        yield from (image for image in turn.images if not image.data)
+
+
+def _only_newest_pictures(turns: list[Turn], room: int) -> list[Turn]:
+    """The turns with the bytes of their newest ``room`` pictures only (as ``load_context`` gives)."""
+    kept: list[Turn] = []
+    for turn in reversed(turns):
+        images = list(turn.images)
+        for position in range(len(images) - 1, -1, -1):
+            if images[position].data:
+                if room <= 0:
+                    images[position] = dataclasses.replace(images[position], data=b"")
+                room -= 1
+        kept.append(dataclasses.replace(turn, images=tuple(images)))
+    kept.reverse()
+    return kept
+
+
 def _messages(settings: Effective, history: Sequence[Turn], user_turn: Turn) -> list[ChatMessage]:
-    """The developer instructions, then the turns; images only where the model can see them."""
+    """The developer instructions, then the turns; pictures only where the model can see them, and
+    only those loaded with their bytes (the newest); an older one is a short placeholder."""
     model = CHAT_MODELS.get(settings.model)
-    vision = model is not None and model.vision
+    vision_model = model is not None and model.vision
+    detail = picture_detail(settings)
     messages = [ChatMessage("developer", settings.system_prompt)] if settings.system_prompt else []
     for turn in (*history, user_turn):
-        images = tuple(ImageInput(i.data, i.mime) for i in turn.images) if vision else ()
-        messages.append(ChatMessage(turn.role, turn.text, images))
+        sent = [i for i in turn.images if i.data]
+        images = tuple(ImageInput(i.data, i.mime, detail) for i in sent) if vision_model else ()
+        text = turn.text + "".join(f"\n{EARLIER_PICTURE}" for i in turn.images if not i.data)
+        messages.append(ChatMessage(turn.role, text, images))
     return messages
 
 

@@ -21,9 +21,7 @@ logger = logging.getLogger(__name__)
 # Per-message framing the chat format adds (role, separators), as OpenAI documents it.
 MESSAGE_OVERHEAD = 4
 REPLY_PRIMING = 3
-# An image sent with detail "auto" costs at most this many tokens on gpt-4o class models
-# (a 2048x768 tiling); counting the maximum keeps reservations on the safe side.
-IMAGE_TOKENS = 1105
+# Pictures are counted apart, by each model's own formula and the picture's size: bot.chat.vision.
 
 
 def estimate_tokens(text: str) -> int:
@@ -54,8 +52,8 @@ class TokenCounter:
         raw = len(self._encode(text)) if self._encode is not None else estimate_tokens(text)
         return math.ceil(raw * self._factor)
 
-    def count_message(self, text: str, images: int = 0) -> int:
-        return self.count(text) + MESSAGE_OVERHEAD + images * IMAGE_TOKENS
+    def count_message(self, text: str) -> int:
+        return self.count(text) + MESSAGE_OVERHEAD
 
     def calibrate(self, estimated: int, reported: int) -> None:
         """Move the factor toward ``reported / estimated``, never below what keeps us safe.

@@ -342,9 +342,12 @@ class CreditService:
         streamed_text_tokens: int = 0,
         prompt_tokens_estimate: int = 0,
     ) -> int:
-        """Charge the exact usage, or without one a conservative count; return what was charged.
+        """Charge the exact usage in full, or without one a conservative count; return what was charged.
 
-        Never more than the hold; 0 if the hold was already settled or released.
+        The hold is meant to cover the worst case. If the usage ever costs more, that is a bug in
+        the estimate (logged as an error, loudly): the difference is taken from the same account's
+        balance as far as it goes, rather than silently paid by the owner. 0 if the hold was
+        already settled or released.
         """
         if usage is not None:
             cost = self.prices.chat_cost(model, usage)
@@ -352,19 +355,42 @@ class CreditService:
         else:
             prompt, completion = prompt_tokens_estimate, streamed_text_tokens
             cost = self.prices.chat_worst_case(model, prompt, completion)
-        if cost > hold.amount:
-            # The prompt estimate was low; the bot absorbs the difference rather than overdraw.
-            logger.warning("chat cost %d exceeds hold %d of %s", cost, hold.amount, hold.reservation_id)
-        charged = min(cost, hold.amount)
-        meta = {
+        meta: dict[str, Any] = {
             "model": model,
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "exact": usage is not None,
         }
-        done = await self.store.settle(hold.reservation_id, charged, reason=f"chat {model}", meta=meta)
-        metrics.charged("chat", model, charged if done else 0, tokens=(prompt, completion) if done else None)
-        return charged if done else 0
+        if cost > hold.amount:
+            meta["over_hold"] = cost - hold.amount
+            logger.error(
+                "HOLD TOO SMALL: chat %s cost %d but %d was held (reservation %s, prompt %d tokens, "
+                "estimated %d); the difference is taken from %s:%s as far as its balance goes",
+                model,
+                cost,
+                hold.amount,
+                hold.reservation_id,
+                prompt,
+                prompt_tokens_estimate,
+                hold.account.platform,
+                hold.account.holder,
+            )
+        done = await self.store.settle(hold.reservation_id, cost, reason=f"chat {model}", meta=meta)
+        if not done:
+            return 0
+        if cost <= hold.amount:
+            metrics.charged("chat", model, cost, tokens=(prompt, completion))
+            return cost
+        settled = await self.store.get_reservation(hold.reservation_id)
+        charged = cost if settled is None or settled.charged is None else settled.charged
+        if charged < cost:
+            logger.error(
+                "HOLD TOO SMALL: %d of reservation %s could not be covered by the balance",
+                cost - charged,
+                hold.reservation_id,
+            )
+        metrics.charged("chat", model, charged, tokens=(prompt, completion))
+        return charged
 
     async def settle_image(self, hold: Hold) -> int:
         """Charge a delivered image; 0 if the hold was already closed."""
@@ -406,7 +432,7 @@ class CreditService:
         if decision.action == "keep":
             counts["kept"] += 1
         elif decision.action == "settle":
-            charged = min(max(decision.charged, 0), reservation.amount)
+            charged = max(decision.charged, 0)  # over the hold: from the balance, as settle_chat
             meta = {"recovered": True, **decision.meta}
             if await self.store.settle(
                 reservation.id, charged, reason=decision.reason or "recovered", meta=meta

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import sys
 from pathlib import Path
 
+from tests.fakes.documents import make_jpeg, make_pdf, picture_size
 from tests.fakes.minitoolai import ChatScript, FakeMiniToolAI, ImageScript
 
 TIMEOUT = 60
@@ -193,3 +195,46 @@ async def test_the_person_at_the_terminal_is_its_owner(tmp_path: Path) -> None:
     assert "Only" not in out
     assert "Balance: $2.50" in out
     assert "User friend" in out and "$3.00" in out
+
+
+async def test_console_attach_sends_a_picture_and_a_document_and_refuses_a_binary(tmp_path: Path) -> None:
+    """/attach FILE: a photo goes up as a data URL (prepared), a document as text under its name;
+    a missing file and a binary file are one clear line each and the bot keeps going."""
+    (tmp_path / "photo.jpg").write_bytes(make_jpeg(3000, 2000, exif=True))
+    (tmp_path / "notes.pdf").write_bytes(make_pdf("Quarterly numbers: 42"))
+    (tmp_path / "blob.bin").write_bytes(b"\x00\x01\x02binary")
+    async with FakeMiniToolAI() as fake:
+        env = bot_env(
+            tmp_path,
+            MINITOOLAI_API_KEY=fake.api_key,
+            MINITOOLAI_BASE_URL=fake.base_url,
+            STARTING_GRANT_USD="1",
+        )
+        stdin = (
+            "/attach photo.jpg What is this?\n"
+            "/attach notes.pdf\n"
+            "Summarise it\n"
+            "/attach missing.txt\n"
+            "/attach blob.bin what is it\n"
+            "/detail low\n"
+            "/detail\n"
+        )
+        code, out, err = await run_bot(tmp_path, env, stdin)
+        chats = fake.requests_to("/api/chat-completions/")
+    assert 0 == code, err
+    assert 2 == len(chats)
+    first = chats[0].json["messages"][-1]["content"]
+    assert "What is this?" == first[0]["text"]
+    url = first[1]["image_url"]["url"]
+    assert url.startswith("data:image/jpeg;base64,")
+    sent = base64.b64decode(url.partition(",")[2])
+    assert (1152, 768) == picture_size(sent)
+    assert b"SecretCam" not in sent
+    assert "Attached notes.pdf" in out
+    second = chats[1].json["messages"][-1]["content"]
+    assert isinstance(second, str)
+    assert 'Summarise it\n\n<document name="notes.pdf">\nQuarterly numbers: 42\n</document>' == second
+    assert "! I can't read missing.txt: No such file or directory." in out
+    assert "I can't read blob.bin: I read pictures, text files" in out
+    assert "Picture detail here: low." in out
+    assert "Traceback" not in out + err

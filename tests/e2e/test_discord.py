@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import itertools
 import re
 from decimal import Decimal
 from pathlib import Path
+
+from PIL import Image
 
 from tests.e2e.discord_harness import DiscordWorld, button, fences_balanced, has_button
 from tests.fakes.discord_models import (
@@ -380,7 +383,12 @@ async def test_image_attached_to_chat_reaches_the_model_as_a_data_url(tmp_path: 
             await world.original_with(interaction, "regen")
         content = world.chat_requests()[0]["messages"][-1]["content"]
     urls = [part["image_url"]["url"] for part in content if part.get("type") == "image_url"]
-    assert ["data:image/png;base64," + base64.b64encode(PNG_BYTES).decode()] == urls
+    assert 1 == len(urls)
+    assert urls[0].startswith("data:image/png;base64,")
+    sent_bytes = base64.b64decode(urls[0].partition(",")[2])
+    with Image.open(io.BytesIO(sent_bytes)) as sent, Image.open(io.BytesIO(PNG_BYTES)) as original:
+        assert original.size == sent.size
+        assert original.convert("RGB").tobytes() == sent.convert("RGB").tobytes()
 
 
 async def test_image_attached_to_a_mention_reaches_the_model(tmp_path: Path) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
+from PIL import Image
 
 from tests.e2e.telegram_harness import TOKEN, free_port, running_bot
 from tests.fakes.minitoolai import ChatScript
@@ -22,6 +24,16 @@ REGENERATE = "regen"
 
 def _reply_containing(needle: str) -> Callable[[RecordedRequest], bool]:
     return lambda r: r.method == "sendMessage" and r.ok and needle in r.params["text"]
+
+
+def decoded(urls: list[str]) -> list[bytes]:
+    return [base64.b64decode(url.partition(",")[2]) for url in urls]
+
+
+def same_pixels(data: bytes) -> tuple[tuple[int, int], bytes]:
+    """A picture's size and RGB pixels: what survives the bot's lossless re-encoding of a PNG."""
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size, image.convert("RGB").tobytes()
 
 
 def _buttons(markup: object) -> list[str]:
@@ -158,7 +170,8 @@ async def test_photo_with_caption_is_sent_as_data_url_and_the_token_never_logged
     parts = body["messages"][-1]["content"]
     urls = [p["image_url"]["url"] for p in parts if p.get("type") == "image_url"]
     assert 1 == len(got)
-    assert [f"data:image/png;base64,{base64.b64encode(picture).decode()}"] == urls
+    assert [same_pixels(picture)] == [same_pixels(sent) for sent in decoded(urls)]
+    assert all(url.startswith("data:image/png;base64,") for url in urls)
     assert "What is this?" in str(parts)
     assert "/file/bot" not in str(body) and TOKEN not in str(body)
     assert TOKEN not in caplog.text
@@ -177,7 +190,7 @@ async def test_reply_to_a_photo_in_a_group_asks_about_that_photo(tmp_path: Path)
 
         parts = h.chat_requests()[0]["messages"][-1]["content"]
     urls = [p["image_url"]["url"] for p in parts if p.get("type") == "image_url"]
-    assert [f"data:image/png;base64,{base64.b64encode(picture).decode()}"] == urls
+    assert [same_pixels(picture)] == [same_pixels(sent) for sent in decoded(urls)]
 
 
 async def test_user_errors_get_short_clear_replies(tmp_path: Path) -> None:
@@ -188,7 +201,7 @@ async def test_user_errors_get_short_clear_replies(tmp_path: Path) -> None:
         h.tg.user_message(chat, alice, "/model gpt-99")
         h.tg.user_message(chat, alice, "/grant lots")
         h.tg.user_message(
-            chat, alice, document=b"\x89PNG" + bytes(11 * 1024 * 1024), document_name="big.png", caption="hi"
+            chat, alice, document=b"\x89PNG" + bytes(21 * 1024 * 1024), document_name="big.png", caption="hi"
         )
         for needle in ("gpt-99", "/grant", "too large"):
             await h.tg.wait_for(_reply_containing(needle))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import itertools
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -47,6 +48,7 @@ from bot.ports import (
     LedgerEntry,
     Place,
     Reservation,
+    StoredImage,
     Turn,
 )
 
@@ -118,20 +120,48 @@ class MemoryStore:
 
     # ------------------------------------------------------------ conversations
 
-    async def append_turns(self, key: ConversationKey, turns: Sequence[Turn]) -> list[int]:
+    async def append_turns(
+        self, key: ConversationKey, turns: Sequence[Turn], *, keep_pictures: int | None = None
+    ) -> list[int]:
         await self._checkpoint()
         stored = [self._stamp_turn(turn, next(self._ids)) for turn in turns]
-        self._turns.setdefault(key, []).extend(stored)
+        conversation = self._turns.setdefault(key, [])
+        conversation.extend(stored)
+        if keep_pictures is not None:
+            self._keep_newest_pictures(conversation, keep_pictures)
         return [turn.id for turn in stored if turn.id is not None]
+
+    @staticmethod
+    def _keep_newest_pictures(turns: list[Turn], keep: int) -> None:
+        """Pictures beyond the newest ``keep`` lose their bytes and all but their place (as in SQL)."""
+        seen = 0
+        for index in range(len(turns) - 1, -1, -1):
+            images = list(turns[index].images)
+            for position in range(len(images) - 1, -1, -1):
+                if not images[position].data:
+                    continue
+                seen += 1
+                if seen > keep:
+                    images[position] = StoredImage("", b"")
+            turns[index] = dataclasses.replace(turns[index], images=tuple(images))
 
     def _stamp_turn(self, turn: Turn, turn_id: int) -> Turn:
         if turn.tokens < 0:
             raise ValueError("A turn's token count must not be negative.")
         created = self._now() if turn.created_at is None else _require_aware(turn.created_at, "created_at")
-        return dataclasses.replace(turn, id=turn_id, created_at=created)
+        images = tuple(
+            dataclasses.replace(i, digest=i.digest or hashlib.sha256(i.data).hexdigest()) if i.data else i
+            for i in turn.images
+        )
+        return dataclasses.replace(turn, id=turn_id, created_at=created, images=images)
 
     async def load_context(
-        self, key: ConversationKey, budget_tokens: int, *, max_turns: int = 500
+        self,
+        key: ConversationKey,
+        budget_tokens: int,
+        *,
+        max_turns: int = 500,
+        max_pictures: int | None = None,
     ) -> list[Turn]:
         await self._checkpoint()
         chosen: list[Turn] = []
@@ -141,6 +171,16 @@ class MemoryStore:
                 break
             chosen.append(turn)
             used += turn.tokens
+        if max_pictures is not None:
+            seen = 0
+            for index, turn in enumerate(chosen):  # newest first
+                images = list(turn.images)
+                for position in range(len(images) - 1, -1, -1):
+                    if images[position].data:
+                        seen += 1
+                        if seen > max_pictures:
+                            images[position] = dataclasses.replace(images[position], data=b"")
+                chosen[index] = dataclasses.replace(turn, images=tuple(images))
         chosen.reverse()
         return chosen
 
@@ -420,6 +460,9 @@ class MemoryStore:
             raise ValueError("A settled charge must not be negative.")
         held = self._reservations.get(reservation_id)
         kept = 0 if held is None else min(charged, held.amount)
+        if held is not None and held.state == "open" and charged > held.amount:
+            # Over the hold: the rest from the balance, as far as it goes (as the SQL stores do).
+            kept += min(charged - held.amount, self._accounts.get(held.account, _AccountRow()).balance)
         return self._close(reservation_id, kept, settled=True, reason=reason, meta=meta)
 
     async def release(self, reservation_id: str, *, reason: str) -> bool:

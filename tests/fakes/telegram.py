@@ -200,6 +200,7 @@ class StoredMessage:
     reply_to: int | None = None
     photo: list[JSON] | None = None
     document: JSON | None = None
+    media_group_id: str | None = None  # the album a photo or document belongs to
     edit_date: int | None = None
     deleted: bool = False
     history: list[str] = field(default_factory=list)  # earlier texts, oldest first
@@ -521,6 +522,7 @@ class FakeTelegram(StarsPayments):
         document_name: str = "file.bin",
         caption: str | None = None,
         entities: list[JSON] | None = None,
+        media_group_id: str | None = None,
     ) -> JSON:
         """A user writes in a chat; queued as an update and returned as the message dict.
 
@@ -538,6 +540,7 @@ class FakeTelegram(StarsPayments):
             date=int(time.time()),
             thread_id=thread_id,
             reply_to=_message_id(reply_to),
+            media_group_id=media_group_id,
         )
         if text is not None:
             stored.text = text
@@ -554,6 +557,39 @@ class FakeTelegram(StarsPayments):
         message = self._message_json(stored)
         self._push_update({"message": message})
         return message
+
+    def user_album(
+        self,
+        chat: Mapping[str, Any],
+        user: Mapping[str, Any],
+        photos: list[bytes],
+        *,
+        caption: str | None = None,
+        documents: list[tuple[str, bytes]] = (),  # type: ignore[assignment]
+    ) -> list[JSON]:
+        """An album: several photos (and/or documents) sent together, as Telegram delivers it: one
+        message each, sharing a ``media_group_id``, the caption on the first."""
+        group = str(next(self._ids) * 7919)
+        sent = []
+        for n, photo in enumerate(photos):
+            sent.append(
+                self.user_message(
+                    chat, user, photo=photo, caption=caption if n == 0 else None, media_group_id=group
+                )
+            )
+        for name, data in documents:
+            first = not sent
+            sent.append(
+                self.user_message(
+                    chat,
+                    user,
+                    document=data,
+                    document_name=name,
+                    caption=caption if first else None,
+                    media_group_id=group,
+                )
+            )
+        return sent
 
     def callback_query(
         self, user: Mapping[str, Any], message: Mapping[str, Any] | tuple[int, int], data: str
@@ -1252,6 +1288,8 @@ def _optional_fields(stored: StoredMessage) -> Iterator[tuple[str, Any]]:
         yield "photo", stored.photo
     if stored.document is not None:
         yield "document", stored.document
+    if stored.media_group_id is not None:
+        yield "media_group_id", stored.media_group_id
     if stored.reply_markup is not None:
         yield "reply_markup", stored.reply_markup
     if stored.edit_date is not None:

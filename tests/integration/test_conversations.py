@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
+import io
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -18,7 +20,9 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from PIL import Image
 
+from bot.chat.attachments import Upload
 from bot.chat.conversations import (
     MAX_USER_TEXT_CHARS,
     AnswerResult,
@@ -518,9 +522,13 @@ async def test_images_are_sent_inline_as_data_urls(world: World) -> None:
     await ask(world.chat, "What is this?", images=(image,))
     content = world.fake.chat_bodies()[0]["messages"][-1]["content"]
     assert {"type": "text", "text": "What is this?"} == content[0]
-    expected = "data:image/png;base64," + base64.b64encode(PNG_BYTES).decode()
-    assert expected == content[1]["image_url"]["url"]
-    assert (image,) == (await stored(world))[0].images
+    url = content[1]["image_url"]["url"]
+    assert url.startswith("data:image/png;base64,")
+    sent = base64.b64decode(url.partition(",")[2])
+    with Image.open(io.BytesIO(sent)) as decoded, Image.open(io.BytesIO(PNG_BYTES)) as original:
+        assert original.convert("RGB").tobytes() == decoded.convert("RGB").tobytes()
+    [stored_image] = (await stored(world))[0].images
+    assert (sent, 4, 4) == (stored_image.data, stored_image.width, stored_image.height)
 
 
 async def test_images_in_the_history_are_dropped_for_a_model_that_cannot_see(world: World) -> None:
@@ -577,3 +585,30 @@ async def test_pictures_do_not_skew_the_calibration(world: World) -> None:
     world.fake.chat_scripts.append(ChatScript(tokens=["A cat."], usage=Usage(90, 2)))
     await ask(world.chat, "What is it?", images=(StoredImage("image/png", PNG_BYTES),))
     assert 1.0 == world.tokens.factor
+
+
+# ---------------------------------------------------------------- documents
+
+
+async def test_a_document_past_the_context_budget_goes_alone_and_one_past_the_window_is_refused(
+    world: World,
+) -> None:
+    """MAX_CONTEXT_TOKENS bounds history; a document (bounded by MAX_DOCUMENT_KB) may fill the model's
+    window instead, sent without history and reserved in full; past the window: one clear sentence."""
+    chat = world.service(dataclasses.replace(LIMITS, max_document_bytes=600 * 1024))
+    await ask(chat, "Hello first")
+    document = Upload("notes.md", ("# Notes\n" + "word " * 4000).encode())  # ~6,700 tokens estimated
+    view = View(SignalSurface(), POLICY)
+    await chat.answer(ChatRequest(ALICE, GROUP, "Summarise", files=(document,)), view)
+    body = world.fake.chat_bodies()[-1]
+    assert [("user", 'Summarise\n\n<document name="notes.md">\n# Notes')] == [
+        (role, text[: len('Summarise\n\n<document name="notes.md">\n# Notes')])
+        for role, text in transcript(body)
+    ]
+    reservation = await charged_reservation(world)
+    assert reservation.meta["prompt_tokens_estimate"] > 4000
+
+    huge = Upload("dump.log", b"x " * 250_000)  # 500 KB: past gpt-4o-mini's 128k-token window
+    with pytest.raises(ValidationError, match="too long for this model"):
+        await chat.answer(ChatRequest(ALICE, GROUP, "And this?", files=(huge,)), view)
+    assert 2 == len(world.fake.chat_bodies())

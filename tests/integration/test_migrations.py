@@ -18,6 +18,7 @@ from storage.sqlite import open_sqlite
 from storage.sqlite.migrate import migrations
 
 KEY = ConversationKey("telegram", "1", "2")
+NEWEST = len(migrations())
 ALICE = Account("telegram", "alice")
 NEWEST = len(migrations())  # the same numbered files for both backends
 ALL_VERSIONS = list(range(1, NEWEST + 1))
@@ -89,6 +90,36 @@ async def test_version_1_database_is_upgraded_in_place(database_url: str) -> Non
     finally:
         await store.close()
     assert await schema_versions(database_url) == ALL_VERSIONS
+
+
+async def test_pictures_stored_as_turn_blobs_move_to_the_picture_table(database_url: str) -> None:
+    """Pictures kept as per-turn BLOBs before 0006_attach survive the upgrade, referenced from their turns
+    (counted at an unknown size, prepared again before they are sent)."""
+    assert await migrate(database_url, target_version=2) == (0, 2)
+    await raw_execute(
+        database_url,
+        [
+            *VERSION_1_ROWS[:2],
+            "UPDATE turns SET image_count = 2",
+            "INSERT INTO turn_images (turn_id, position, mime, data) SELECT id, 0, 'image/png', "
+            + ("x'89504e47'" if database_url.startswith("sqlite") else "'\\x89504e47'::bytea")
+            + " FROM turns",
+            "INSERT INTO turn_images (turn_id, position, mime, data) SELECT id, 1, 'image/jpeg', "
+            + ("x'ffd8ff'" if database_url.startswith("sqlite") else "'\\xffd8ff'::bytea")
+            + " FROM turns",
+        ],
+    )
+
+    store = await open_store(database_url)
+    try:
+        (turn,) = await store.load_context(KEY, 100)
+    finally:
+        await store.close()
+    assert [(i.mime, i.data, i.width, i.height) for i in turn.images] == [
+        ("image/png", b"\x89PNG", 0, 0),
+        ("image/jpeg", b"\xff\xd8\xff", 0, 0),
+    ]
+    assert all(i.digest.startswith("legacy:") for i in turn.images)
 
 
 async def test_migrate_twice_is_a_no_op(database_url: str) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
+import aiosqlite
+import asyncpg
 import pytest
 
 from bot.errors import InsufficientCredits, SpendingLimitReached, StorageError
@@ -24,6 +27,7 @@ from bot.ports import (
     Turn,
 )
 from storage import open_store
+from storage.common import parse_database_url
 
 KEY = ConversationKey("telegram", "100", "7")
 OTHER = ConversationKey("telegram", "100", "7", owner="u2")
@@ -36,6 +40,25 @@ def turn(text: str, tokens: int, role: str = "user", **kw: object) -> Turn:
     return Turn(role=role, text=text, tokens=tokens, **kw)  # type: ignore[arg-type]
 
 
+def pic(mime: str, data: bytes, width: int = 0, height: int = 0) -> StoredImage:
+    """A picture as the store returns it: with its content hash."""
+    return StoredImage(mime, data, width, height, hashlib.sha256(data).hexdigest())
+
+
+async def stored_pictures(database_url: str) -> int:
+    """How many pictures the database holds (behind the store's back: the protocol does not say)."""
+    target = parse_database_url(database_url)
+    if target.backend == "sqlite":
+        async with aiosqlite.connect(target.sqlite_path) as conn:
+            rows = await conn.execute_fetchall("SELECT COUNT(*) FROM pictures")
+            return int(next(iter(rows))[0])
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(await conn.fetchval("SELECT COUNT(*) FROM pictures"))
+    finally:
+        await conn.close()
+
+
 async def ledger_sum(store: Store, account: Account) -> int:
     return sum(e.amount for e in await store.entries(account, limit=10_000))
 
@@ -45,7 +68,7 @@ async def ledger_sum(store: Store, account: Account) -> int:
 
 async def test_append_then_load_returns_turns_oldest_first_with_images(store: Store) -> None:
     """Appended turns come back in order with their images, message ids, status and UTC time."""
-    picture = StoredImage("image/png", b"\x89PNG-bytes")
+    picture = pic("image/png", b"\x89PNG-bytes")
     ids = await store.append_turns(
         KEY,
         [
@@ -113,9 +136,9 @@ async def test_replace_last_assistant_overwrites_in_place(store: Store) -> None:
     """Regenerating replaces the newest assistant turn (text and images) and keeps its position."""
     ids = await store.append_turns(
         KEY,
-        [turn("q", 1), turn("a1", 2, role="assistant", images=(StoredImage("image/png", b"old"),))],
+        [turn("q", 1), turn("a1", 2, role="assistant", images=(pic("image/png", b"old"),))],
     )
-    new_image = StoredImage("image/jpeg", b"new")
+    new_image = pic("image/jpeg", b"new")
 
     replaced = await store.replace_last_assistant(KEY, turn("a2", 3, role="assistant", images=(new_image,)))
 
@@ -135,7 +158,7 @@ async def test_replace_last_assistant_appends_when_there_is_none(store: Store) -
 
 async def test_reset_forgets_only_that_conversation(store: Store) -> None:
     """reset deletes a conversation's turns, returns the count, and leaves other conversations."""
-    await store.append_turns(KEY, [turn("a", 1), turn("b", 1, images=(StoredImage("image/png", b"p"),))])
+    await store.append_turns(KEY, [turn("a", 1), turn("b", 1, images=(pic("image/png", b"p"),))])
     await store.append_turns(OTHER, [turn("c", 1)])
 
     assert await store.reset(KEY) == 2
@@ -319,8 +342,56 @@ async def test_reserve_settle_keeps_the_charge_and_returns_the_rest(store: Store
     assert await ledger_sum(store, ALICE) == 85
 
 
-async def test_settle_above_the_reservation_keeps_only_the_reservation(store: Store) -> None:
-    """Charging more than reserved keeps exactly the reserved amount (a 0 settle entry is recorded)."""
+async def test_a_picture_is_stored_once_however_often_it_is_sent(store: Store, database_url: str) -> None:
+    """The same picture in two turns of two conversations is one stored picture, loaded by both."""
+    picture = pic("image/jpeg", b"\xff\xd8\xff-same", 640, 480)
+    await store.append_turns(KEY, [turn("a", 1, images=(picture,)), turn("b", 1, images=(picture,))])
+    await store.append_turns(OTHER, [turn("c", 1, images=(picture,))])
+
+    assert await stored_pictures(database_url) == 1
+    assert [t.images for t in await store.load_context(KEY, 100)] == [(picture,), (picture,)]
+    assert [t.images for t in await store.load_context(OTHER, 100)] == [(picture,)]
+
+
+async def test_keep_pictures_forgets_older_pictures_but_not_their_places(
+    store: Store, database_url: str
+) -> None:
+    """With keep_pictures=2 only the newest two pictures keep their bytes; an older turn still
+    says it had one (an empty StoredImage), and the forgotten bytes leave the database."""
+    first, second, third = (pic("image/png", f"png-{n}".encode(), 10, 10) for n in range(3))
+    await store.append_turns(KEY, [turn("one", 1, images=(first,))], keep_pictures=2)
+    await store.append_turns(KEY, [turn("two", 1, images=(second,))], keep_pictures=2)
+    await store.append_turns(KEY, [turn("three", 1, images=(third,))], keep_pictures=2)
+
+    images = [t.images for t in await store.load_context(KEY, 100)]
+    assert images == [(StoredImage("", b""),), (second,), (third,)]
+    assert await stored_pictures(database_url) == 2
+
+
+async def test_load_context_sends_bytes_of_the_newest_pictures_only(store: Store) -> None:
+    """max_pictures=1: the newest picture comes with its bytes, older ones with size and hash only."""
+    older, newer = pic("image/png", b"older", 30, 20), pic("image/jpeg", b"newer", 40, 50)
+    await store.append_turns(KEY, [turn("old", 1, images=(older,)), turn("new", 1, images=(newer,))])
+
+    context = await store.load_context(KEY, 100, max_pictures=1)
+
+    assert [t.images for t in context] == [(dataclasses.replace(older, data=b""),), (newer,)]
+
+
+async def test_reset_and_prune_delete_pictures_no_turn_uses(store: Store, database_url: str) -> None:
+    """Forgetting turns forgets their pictures, except one another conversation still uses."""
+    shared, own = pic("image/png", b"shared", 1, 1), pic("image/png", b"own", 1, 1)
+    await store.append_turns(KEY, [turn("a", 1, images=(shared, own))])
+    await store.append_turns(OTHER, [turn("b", 1, images=(shared,))])
+
+    await store.reset(KEY)
+    assert await stored_pictures(database_url) == 1
+    await store.prune(keep_last=0)
+    assert await stored_pictures(database_url) == 0
+
+
+async def test_settle_above_the_reservation_takes_the_rest_from_the_balance(store: Store) -> None:
+    """Charging more than reserved charges it all: the difference comes from the balance in the entry."""
     await store.open_account(ALICE, starting_grant=100, reason="welcome")
     await store.reserve("r1", ALICE, 40, purpose="chat", reason="ask")
 
@@ -328,9 +399,24 @@ async def test_settle_above_the_reservation_keeps_only_the_reservation(store: St
 
     reservation = await store.get_reservation("r1")
     assert reservation is not None
-    assert reservation.charged == 40
-    assert await store.balance(ALICE) == 60
-    assert [(e.kind, e.amount) for e in await store.entries(ALICE, limit=1)] == [("settle", 0)]
+    assert reservation.charged == 70
+    assert await store.balance(ALICE) == 30
+    assert [(e.kind, e.amount) for e in await store.entries(ALICE, limit=1)] == [("settle", -30)]
+    assert await ledger_sum(store, ALICE) == 30
+
+
+async def test_settle_above_the_reservation_never_takes_the_balance_below_zero(store: Store) -> None:
+    """An overrun larger than the balance takes the whole balance and no more."""
+    await store.open_account(ALICE, starting_grant=50, reason="welcome")
+    await store.reserve("r1", ALICE, 40, purpose="chat", reason="ask")
+
+    assert await store.settle("r1", 100, reason="long answer")
+
+    reservation = await store.get_reservation("r1")
+    assert reservation is not None
+    assert reservation.charged == 50
+    assert await store.balance(ALICE) == 0
+    assert await ledger_sum(store, ALICE) == 0
 
 
 async def test_release_returns_everything_once(store: Store) -> None:
@@ -631,7 +717,7 @@ async def test_reopening_keeps_everything(database_url: str) -> None:
     """Closing and reopening the same database keeps turns, settings, meta, credits and jobs."""
     first = await open_store(database_url)
     try:
-        await first.append_turns(KEY, [turn("remember me", 3, images=(StoredImage("image/png", b"p"),))])
+        await first.append_turns(KEY, [turn("remember me", 3, images=(pic("image/png", b"p"),))])
         await first.put_settings(Place("telegram", "100"), ChannelSettings(model="m"))
         await first.set_meta("k", "v")
         await first.open_account(ALICE, starting_grant=50, reason="welcome")
@@ -643,7 +729,7 @@ async def test_reopening_keeps_everything(database_url: str) -> None:
     second = await open_store(database_url)
     try:
         context = await second.load_context(KEY, 100)
-        assert [(t.text, t.images) for t in context] == [("remember me", (StoredImage("image/png", b"p"),))]
+        assert [(t.text, t.images) for t in context] == [("remember me", (pic("image/png", b"p"),))]
         assert await second.get_settings(Place("telegram", "100")) == ChannelSettings(model="m")
         assert await second.get_meta("k") == "v"
         assert await second.balance(ALICE) == 30

@@ -251,7 +251,9 @@ async def test_credits_usage_and_prices_texts() -> None:
     prices = (await c.prices()).text
     assert prices.startswith("Chat, per 1M tokens (input / output):\n")
     assert "• gpt-4o-mini: $0.1500 / $0.6000" in prices
-    assert prices.endswith("Images: $0.0015 each, every model")
+    assert "Images: $0.0015 each, every model\nPictures you send, as input tokens" in prices
+    assert prices.endswith("• gpt-4o-mini: 2,833 tokens · 25,501 tokens ($0.003826)")
+    assert "• gpt-4o: 85 tokens · 765 tokens ($0.001913)" in prices
 
 
 async def test_credits_in_credit_units_when_the_owner_chose_them() -> None:
@@ -309,3 +311,25 @@ async def test_starting_grant_and_allowance_texts() -> None:
     assert "The periodic allowance is off." == (await c.allowance(OWNER, "1", "none")).text
     with pytest.raises(ValidationError, match="none, daily or weekly"):
         await c.allowance(OWNER, "1", "hourly")
+
+
+# ---------------------------------------------------------------- picture detail
+
+
+async def test_detail_shows_and_sets_how_pictures_are_sent() -> None:
+    """/detail is auto by default; an admin sets low or high for the channel; others may only look."""
+    r = rig()
+    c = r.commands
+    assert (await c.detail(MEMBER, GROUP)).text.startswith("Picture detail here: auto.")
+    assert (
+        "Pictures here are now sent with detail “low”." == (await c.detail(GROUP_ADMIN, GROUP, " LOW ")).text
+    )
+    assert (await c.detail(MEMBER, GROUP)).text.startswith("Picture detail here: low.")
+    assert (await c.detail(MEMBER, Place("telegram", "-100", "8"))).text.startswith(
+        "Picture detail here: auto."
+    )
+    with pytest.raises(ValidationError, match="Picture detail is “low”"):
+        await c.detail(GROUP_ADMIN, GROUP, "medium")
+    with pytest.raises(NotAllowed):
+        await c.detail(MEMBER, GROUP, "high")
+    assert (await c.detail(MEMBER, GROUP)).text.startswith("Picture detail here: low.")

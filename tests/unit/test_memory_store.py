@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.errors import InsufficientCredits, StorageError
-from bot.ports import Account, ChannelSettings, ConversationKey, ImageJob, Place, Turn
+from bot.ports import Account, ChannelSettings, ConversationKey, ImageJob, Place, StoredImage, Turn
 from tests.fakes.memory_store import MemoryStore
 from tests.fakes.wall_clock import ManualClock
 
@@ -157,22 +158,28 @@ async def test_top_up_fills_to_the_cap_and_spends_its_key(store: MemoryStore) ->
 
 
 async def test_reserve_settle_release_life_cycle(store: MemoryStore) -> None:
-    """Reserve takes the amount; settle keeps min(charged, amount); closing twice does nothing."""
+    """Reserve takes the amount; settle charges in full, over the amount from the balance as far as
+    it goes; closing twice does nothing."""
     await store.open_account(ALICE, starting_grant=100, reason="start")
     assert not await store.reserve("big", ALICE, 101, purpose="chat", reason="r")
     assert await store.reserve("r1", ALICE, 60, purpose="chat", reason="r", meta={"model": "m"})
     assert await store.reserve("r1", ALICE, 60, purpose="chat", reason="r")  # same id: no-op
     assert 40 == await store.balance(ALICE)
-    assert await store.settle("r1", 500, reason="s", meta={"exact": True})
+    assert await store.settle("r1", 70, reason="s", meta={"exact": True})
     assert not await store.settle("r1", 1, reason="s")
     assert not await store.release("r1", reason="x")
     assert not await store.release("unknown", reason="x")
     held = await store.get_reservation("r1")
     assert held is not None
-    assert ("settled", 60, {"model": "m", "exact": True}) == (held.state, held.charged, dict(held.meta))
-    assert 40 == await store.balance(ALICE)
-    assert await store.reserve("r2", ALICE, 40, purpose="image", reason="r")
-    assert await store.release("r2", reason="failed")
+    assert ("settled", 70, {"model": "m", "exact": True}) == (held.state, held.charged, dict(held.meta))
+    assert 30 == await store.balance(ALICE)
+    assert await store.reserve("r2", ALICE, 20, purpose="chat", reason="r")
+    assert await store.settle("r2", 500, reason="s")  # the balance (10) covers only part of it
+    assert 30 == (await store.get_reservation("r2") or held).charged
+    assert 0 == await store.balance(ALICE)
+    await store.apply(ALICE, 40, kind="grant", reason="g", idempotency_key="g1")
+    assert await store.reserve("r3", ALICE, 40, purpose="image", reason="r")
+    assert await store.release("r3", reason="failed")
     assert 40 == await store.balance(ALICE)
     assert 40 == sum(e.amount for e in await store.entries(ALICE, limit=100))
 
@@ -256,3 +263,19 @@ async def test_a_closed_store_refuses_work(store: MemoryStore) -> None:
     await store.close()
     with pytest.raises(StorageError):
         await store.balance(ALICE)
+
+
+async def test_pictures_keep_and_load_like_the_sql_stores(store: MemoryStore) -> None:
+    """keep_pictures forgets older pictures' bytes (their place stays); max_pictures loads only the
+    newest bytes; stored pictures carry their content hash (as the contract tests ask of SQL)."""
+    pictures = [StoredImage("image/png", f"p{n}".encode(), 2, 2) for n in range(3)]
+    for n, picture in enumerate(pictures):
+        await store.append_turns(KEY, [Turn("user", f"t{n}", 1, images=(picture,))], keep_pictures=2)
+
+    kept = [t.images[0] for t in await store.load_context(KEY, 100)]
+    assert [b"", b"p1", b"p2"] == [i.data for i in kept]
+    assert hashlib.sha256(b"p2").hexdigest() == kept[2].digest
+
+    newest = [t.images[0] for t in await store.load_context(KEY, 100, max_pictures=1)]
+    assert [b"", b"", b"p2"] == [i.data for i in newest]
+    assert (2, 2, kept[1].digest) == (newest[1].width, newest[1].height, newest[1].digest)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.chat.tokens import IMAGE_TOKENS, MESSAGE_OVERHEAD, TokenCounter, estimate_tokens
+from bot.chat.tokens import MESSAGE_OVERHEAD, TokenCounter, estimate_tokens
 
 
 @pytest.mark.parametrize(
@@ -24,10 +24,10 @@ def test_the_estimate_is_not_below_a_words_count() -> None:
     assert estimate_tokens(text) >= len(text) / 4
 
 
-def test_a_message_adds_its_framing_and_each_picture_at_its_maximum() -> None:
-    """count_message = text + per-message overhead + IMAGE_TOKENS per picture."""
+def test_a_message_adds_its_framing() -> None:
+    """count_message = text + per-message overhead (pictures are counted by bot.chat.vision)."""
     counter = TokenCounter()
-    assert 100 + MESSAGE_OVERHEAD + 2 * IMAGE_TOKENS == counter.count_message("x" * 300, 2)
+    assert 100 + MESSAGE_OVERHEAD == counter.count_message("x" * 300)
     assert MESSAGE_OVERHEAD == counter.count_message("")
 
 

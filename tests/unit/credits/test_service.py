@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -272,18 +273,27 @@ async def test_settle_without_usage_counts_prompt_estimate_and_streamed_tokens()
     assert 10_000 - 210 == await balance(w)
 
 
-async def test_settle_never_charges_more_than_the_hold() -> None:
-    """A usage or estimate above the worst case is capped at the hold."""
+async def test_settle_charges_usage_above_the_hold_from_the_balance_and_logs_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A usage above the worst case is charged in full (the balance covers it) and logged as an error."""
     w = world(starting_grant=10_000)
     hold = await reserve(w)
+    usage = Usage(3000, 1000)  # 450 + 600 micro-dollars: 300 more than the hold
+    with caplog.at_level(logging.ERROR, logger="bot.credits.service"):
+        charged = await w.credits.settle_chat(hold, model=MODEL, usage=usage)
+    assert 1050 == charged
+    assert 10_000 - 1050 == await balance(w)
+    assert any("HOLD TOO SMALL" in r.getMessage() for r in caplog.records)
+
+
+async def test_settle_above_the_hold_never_takes_more_than_the_balance() -> None:
+    """An overrun larger than what is left takes what is left, never below zero."""
+    w = world(starting_grant=WORST + 100)
+    hold = await reserve(w)
     charged = await w.credits.settle_chat(hold, model=MODEL, usage=Usage(50_000, 50_000))
-    assert WORST == charged
-    other = await reserve(w)
-    estimated = await w.credits.settle_chat(
-        other, model=MODEL, usage=None, streamed_text_tokens=90_000, prompt_tokens_estimate=1000
-    )
-    assert WORST == estimated
-    assert 10_000 - 2 * WORST == await balance(w)
+    assert WORST + 100 == charged
+    assert 0 == await balance(w)
 
 
 async def test_settle_twice_charges_once() -> None:

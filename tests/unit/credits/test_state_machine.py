@@ -138,9 +138,11 @@ class CreditMachine(RuleBasedStateMachine):
         if self.open.pop(hold.reservation_id, None) is None:
             assert 0 == charged  # already closed: idempotent
             return
-        expected_charge = min(PRICES.chat_worst_case(MODEL, prompt, completion), hold.amount)
-        assert expected_charge == charged
         assert self.expected is not None
+        # The full cost; over the hold it comes from the balance, as far as the balance goes.
+        cost = PRICES.chat_worst_case(MODEL, prompt, completion)
+        expected_charge = min(cost, hold.amount + self.expected)
+        assert expected_charge == charged
         self.expected += hold.amount - charged
 
     @rule(hold=holds)
