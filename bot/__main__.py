@@ -12,7 +12,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -23,6 +23,8 @@ import storage
 from bot.chat.conversations import ChatLimits, ConversationService
 from bot.chat.tokens import TokenCounter
 from bot.commands import Commands, CreditCommands
+from bot.coordination.lease import ProcessLease
+from bot.coordination.supervise import supervise
 from bot.core import Core
 from bot.credits import CreditPolicy, CreditService
 from bot.credits.money import parse_amount
@@ -39,6 +41,7 @@ from bot.settings import MISSING_KEY_HELP, Settings, load_settings
 logger = logging.getLogger("bot")
 
 MICRO = 1_000_000
+WEBHOOK_ROLE = "telegram:set-webhook"
 CLI_OWNER = Account("cli", "owner")
 
 DESCRIPTION = """\
@@ -168,10 +171,13 @@ def image_config(settings: Settings) -> ImageConfig:
     )
 
 
-def build_adapters(settings: Settings, core: Core) -> list[Adapter]:
+def build_adapters(
+    settings: Settings, core: Core, claim_role: Callable[[str], Awaitable[bool]] | None = None
+) -> list[Adapter]:
     """Every platform whose token is set; the terminal chat when there is none.
 
     Adapters are imported only when used, so an owner of a Telegram bot never loads discord.py.
+    ``claim_role`` (the store's) lets one process of several do what is done once for all.
     """
     adapters: list[Adapter] = []
     if settings.telegram_token is not None:
@@ -189,6 +195,7 @@ def build_adapters(settings: Settings, core: Core) -> list[Adapter]:
                     webhook_secret=secret.get_secret_value() if secret else None,
                     webhook_listen=settings.telegram_webhook_listen,
                     pace_scale=settings.telegram_pace_scale,
+                    claim_webhook=None if claim_role is None else lambda: claim_role(WEBHOOK_ROLE),
                 ),
             )
         )
@@ -216,6 +223,25 @@ def build_adapters(settings: Settings, core: Core) -> list[Adapter]:
     return adapters
 
 
+def check_webhook(settings: Settings) -> None:
+    """A webhook needs one secret shared by every worker behind its URL: Telegram sends it with
+    each post, and a worker that made up its own would refuse the posts meant for another."""
+    if settings.telegram_webhook_url is None:
+        return
+    secret = settings.telegram_webhook_secret
+    if secret is None:
+        raise ConfigError(
+            "TELEGRAM_WEBHOOK_URL is set but TELEGRAM_WEBHOOK_SECRET is not. Every worker behind the "
+            "webhook must check the same secret: add a line TELEGRAM_WEBHOOK_SECRET=<32 or more letters, "
+            "digits, _ or -> to .env (the same for every worker)."
+        )
+    value = secret.get_secret_value()
+    if not 1 <= len(value) <= 256 or not all(c.isascii() and (c.isalnum() or c in "_-") for c in value):
+        raise ConfigError(
+            "TELEGRAM_WEBHOOK_SECRET must be 1 to 256 letters, digits, _ or - (Telegram's rule)."
+        )
+
+
 @asynccontextmanager
 async def open_store(settings: Settings) -> AsyncIterator[Store]:
     store = await storage.open_store(settings.database_url)
@@ -235,42 +261,68 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """
     if settings.minitoolai_api_key is None:
         raise ConfigError(MISSING_KEY_HELP)
+    check_webhook(settings)
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+    api_key = settings.minitoolai_api_key.get_secret_value()
+    # Each streaming answer holds one MiniToolAI connection for its whole length: aiohttp's
+    # default pool of 100 would make the 101st concurrent answer wait for a free one.
+    connector = aiohttp.TCPConnector(limit=0)
+    # SQLite: this process alone (a second one is refused); PostgreSQL: shared through leases.
+    with storage.process_lock(settings.database_url) as exclusive:
+        async with open_store(settings) as store, aiohttp.ClientSession(connector=connector) as http:
+            await _serve_with(settings, stop, store, http, api_key, exclusive=exclusive)
+    logger.info("stopped cleanly")
+
+
+async def _serve_with(
+    settings: Settings,
+    stop: asyncio.Event,
+    store: Store,
+    http: aiohttp.ClientSession,
+    api_key: str,
+    *,
+    exclusive: bool,
+) -> None:
+    """Build the core over an open store and run the adapters (see ``serve``)."""
     timeouts = ClientTimeouts(
         connect=settings.minitoolai_connect_timeout,
         first_token=settings.minitoolai_first_token_timeout,
         idle=settings.minitoolai_idle_timeout,
         total=settings.minitoolai_total_timeout,
     )
-    # Each streaming answer holds one MiniToolAI connection for its whole length: aiohttp's
-    # default pool of 100 would make the 101st concurrent answer wait for a free one.
-    connector = aiohttp.TCPConnector(limit=0)
-    async with open_store(settings) as store, aiohttp.ClientSession(connector=connector) as http:
-        client = MiniToolAIClient(
-            http,
-            base_url=settings.minitoolai_base_url,
-            api_key=settings.minitoolai_api_key.get_secret_value(),
-            timeouts=timeouts,
-        )
-        tokens = TokenCounter()
-        await tokens.try_tiktoken()  # exact counts when tiktoken and its cached encoding are there
-        core = build_core(settings, store, client, tokens)
-        # Image holds of jobs that will resume stay open; the rest are settled or released.
-        report = await core.credits.recover(core.images.recovery_resolver())
-        if report.settled or report.released:
-            logger.info("resolved reservations left open: %s", report)
-        adapters = build_adapters(settings, core)
-        logger.info("starting %s", ", ".join(a.name for a in adapters))
+    client = MiniToolAIClient(
+        http,
+        base_url=settings.minitoolai_base_url,
+        api_key=api_key,
+        timeouts=timeouts,
+    )
+    tokens = TokenCounter()
+    await tokens.try_tiktoken()  # exact counts when tiktoken and its cached encoding are there
+    core = build_core(settings, store, client, tokens)
+    # This process's lease; then the holds of processes whose lease expired (all the holds a
+    # previous run left, on SQLite) are settled or released. Holds of image jobs that will
+    # resume stay open; the jobs are claimed when their platform's adapter resumes them.
+    adapters = build_adapters(settings, core, store.claim_role)  # first: importing them takes a while
+    lease = ProcessLease(
+        store, core.credits, core.images, ttl=settings.process_lease_seconds, exclusive=exclusive
+    )
+    report = await lease.start()
+    if report.settled or report.released:
+        logger.info("resolved reservations left open: %s", report)
+    logger.info("starting %s", ", ".join(a.name for a in adapters))
+    try:
         # Each adapter registers its image surfaces and calls images.resume() once connected.
         async with core.images, _first_bot_error(), asyncio.TaskGroup() as group:
             for adapter in adapters:
-                group.create_task(adapter.run(stop), name=adapter.name)
+                # Each platform on its own: one failing is retried while the others serve.
+                group.create_task(supervise(adapter, stop, alone=len(adapters) == 1), name=adapter.name)
             # Image work stops first, while the adapters' connections are still open.
             group.create_task(_close_on(stop, core.images), name="images-close")
+            group.create_task(lease.run(stop), name="lease")
             group.create_task(
                 prune_until(
                     stop,
@@ -280,7 +332,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
                 ),
                 name="prune",
             )
-    logger.info("stopped cleanly")
+    finally:
+        await lease.close()  # last: until here this process was finishing its own work
 
 
 @asynccontextmanager

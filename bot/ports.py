@@ -323,8 +323,53 @@ class ImageJobStore(Protocol):
     async def unfinished_jobs(self) -> list[ImageJob]:
         """Jobs in ``UNFINISHED_JOB_STATES``, oldest first, so a restarted bot resumes them."""
 
+    async def claim_unfinished_jobs(self, platforms: Sequence[str]) -> list[ImageJob]:
+        """Unfinished jobs of ``platforms`` that no live process owns, now owned by this one
+        (with their holds), atomically: two processes never claim the same job. Oldest first."""
 
-class Store(ConversationStore, SettingsStore, LedgerStore, ImageJobStore, Protocol):
+    async def holds_job(self, job_id: str) -> bool:
+        """True while this process owns ``job_id`` and its lease has not lapsed (checked before
+        submitting, posting or failing it)."""
+
+
+# ---------------------------------------------------------------- processes (several on one database)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    id: str
+    host: str
+    pid: int
+
+
+class LeaseStore(Protocol):
+    """This process's identity and heartbeat lease; holds and jobs it made carry its id."""
+
+    process_id: str
+
+    async def register_process(self, *, ttl: float, host: str, pid: int) -> None: ...
+
+    async def renew_lease(self, *, ttl: float) -> bool:
+        """Push the lease ``ttl`` seconds ahead; False if it had already lapsed (others may have
+        taken this process's work: it must stop)."""
+
+    async def end_lease(self) -> None:
+        """At a clean stop: what is left becomes others' to take over at once."""
+
+    async def end_other_leases(self) -> None:
+        """Only when no other process can use the database (SQLite, locked): the others are dead."""
+
+    async def live_processes(self) -> list[ProcessInfo]: ...
+
+    async def claim_reservations(self) -> list[Reservation]:
+        """Open reservations that no live process owns, now owned by this one, atomically."""
+
+    async def claim_role(self, name: str) -> bool:
+        """Hold the role ``name`` (work one process does for all) unless a live process holds it;
+        True if this process holds it now."""
+
+
+class Store(ConversationStore, SettingsStore, LedgerStore, ImageJobStore, LeaseStore, Protocol):
     """Everything the core persists, behind one object with one lifetime."""
 
     async def close(self) -> None: ...

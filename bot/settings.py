@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # --- storage
     database_url: str = "sqlite:///data/bot.sqlite3"
 
+    # --- several processes (PostgreSQL)
+    process_lease_seconds: float = Field(30.0, gt=0, le=3600)
+
     # --- credits (amounts in dollars; the core works in integer micro-dollars)
     starting_grant_usd: Decimal = Field(Decimal("0.25"), ge=0)
     allowance_usd: Decimal = Field(Decimal("0"), ge=0)

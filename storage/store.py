@@ -5,15 +5,21 @@ from __future__ import annotations
 from bot.ports import ConversationKey
 from storage.conversations import ConversationsMixin
 from storage.database import Database
+from storage.leases import LeasesMixin
 from storage.ledger import LedgerMixin
 from storage.records import RecordsMixin
 
 
-class SqlStore(ConversationsMixin, LedgerMixin, RecordsMixin):
-    """Conversations, settings, credits and image jobs over one database; close it once."""
+class SqlStore(ConversationsMixin, LedgerMixin, RecordsMixin, LeasesMixin):
+    """Conversations, settings, credits, image jobs and process leases over one database; close it once.
 
-    def __init__(self, db: Database) -> None:
+    ``process_id`` names the process this store works for: the owner stamped on every
+    reservation and image job it creates (see ``storage.leases``).
+    """
+
+    def __init__(self, db: Database, process_id: str) -> None:
         self._db = db
+        self.process_id = process_id
         self._conversation_ids: dict[ConversationKey, int] = {}
 
     @property

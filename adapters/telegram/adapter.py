@@ -14,7 +14,7 @@ import hmac
 import json
 import logging
 import os
-import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -57,6 +57,8 @@ class TelegramConfig:
     webhook_url: str | None = None
     webhook_secret: str | None = None
     webhook_listen: str = "0.0.0.0:8443"
+    # With several workers: True for the one process that registers the webhook (None: always).
+    claim_webhook: Callable[[], Awaitable[bool]] | None = None
     pace_scale: float = 1.0
     poll_timeout: float = 30.0
 
@@ -165,8 +167,10 @@ class TelegramAdapter:
     async def _serve_webhook(self, app: Application, stop: asyncio.Event) -> None:
         url = self._config.webhook_url
         assert url is not None
-        # Without a configured secret, a fresh one per start: the header is checked either way.
-        secret = self._config.webhook_secret or secrets.token_urlsafe(32)
+        # One secret shared by every worker (required at start): the header is always checked.
+        secret = self._config.webhook_secret
+        if not secret:
+            raise ConfigError("TELEGRAM_WEBHOOK_SECRET must be set when TELEGRAM_WEBHOOK_URL is set.")
         host, _, port = self._config.webhook_listen.rpartition(":")
         path = urlsplit(url).path or "/"
         web_app = web.Application()
@@ -175,7 +179,12 @@ class TelegramAdapter:
         await runner.setup()
         try:
             await web.TCPSite(runner, host, int(port)).start()
-            await app.bot.set_webhook(url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
+            claim = self._config.claim_webhook
+            if claim is None or await claim():
+                await app.bot.set_webhook(url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
+                logger.info("Telegram: webhook registered for %s", url)
+            else:
+                logger.info("Telegram: another process registers the webhook; this one receives its posts")
             logger.info("Telegram: receiving updates by webhook on %s%s", self._config.webhook_listen, path)
             await stop.wait()
         finally:

@@ -26,7 +26,7 @@ import dataclasses
 import logging
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, get_args
 
@@ -317,15 +317,20 @@ class CreditService:
 
     # ------------------------------------------------------------ crash recovery
 
-    async def recover(self, resolver: Resolver | None = None) -> RecoveryReport:
-        """Settle or release every reservation a previous run left open.
+    async def recover(
+        self, resolver: Resolver | None = None, reservations: Sequence[Reservation] | None = None
+    ) -> RecoveryReport:
+        """Settle or release every reservation a previous run left open (or only ``reservations``:
+        those this process took over from processes whose lease expired, see ``bot.coordination``).
 
         ``resolver`` (from the chat and image services) decides per reservation; when it
         returns None, a chat with a recorded usage chunk settles exactly and anything else
         is released. A job the image service will resume must get ``keep``.
         """
         counts = dict.fromkeys(("settled", "released", "kept", "failed", "charged"), 0)
-        for reservation in await self.store.open_reservations():
+        if reservations is None:
+            reservations = await self.store.open_reservations()
+        for reservation in reservations:
             try:
                 decision = await resolver(reservation) if resolver else None
                 await self._apply_decision(

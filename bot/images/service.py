@@ -191,6 +191,10 @@ class _Failure(Exception):
         self.reason = reason
 
 
+class _Abandoned(Exception):
+    """Internal: another process owns the job now (this one's lease lapsed); touch nothing."""
+
+
 # ---------------------------------------------------------------- the service
 
 
@@ -406,9 +410,11 @@ class ImageService:
 
     async def _resume(self, platform: str | None) -> int:
         resumed = 0
-        for job in await self._store.unfinished_jobs():
-            if platform is not None and job.place.platform != platform:
-                continue
+        # Only jobs no live process owns, claimed atomically: with several processes on one
+        # database, each job is run by exactly one of them, and taken over only once its owner's
+        # lease has expired (the periodic takeover calls this again).
+        platforms = list(self._factories) if platform is None else [platform]
+        for job in await self._store.claim_unfinished_jobs(platforms):
             if job.id in self._waiting or job.id in self._running:
                 continue
             factory = self._factories.get(job.place.platform)
@@ -499,6 +505,10 @@ class ImageService:
         except asyncio.CancelledError:
             logger.info("image job %s stopped by shutdown; it resumes at the next start", job.id)
             raise
+        except _Abandoned:
+            logger.warning(
+                "image job %s: this process's lease lapsed; it is left to the process that took it", job.id
+            )
         except Exception:
             logger.exception("image job %s crashed", job.id)
             try:
@@ -531,6 +541,7 @@ class ImageService:
             await self._settle_failure(job, None, _Failure("cancelled", str(exc).rstrip(".")))
 
     async def _submit_upstream(self, job: ImageJob, hold: Hold) -> ImageJob:
+        await self._check_owner(job)
         if job.attempts > 0:
             # A previous run sent it and died before storing the answer: it may be running
             # upstream already, and a job is never submitted twice.
@@ -613,6 +624,7 @@ class ImageService:
         # From posting to storing "done", a shutdown waits for this job instead of cancelling it:
         # stopped in between, a restart would post the image a second time.
         self._delivering.add(job.id)
+        await self._check_owner(job)
         handle = await self._post(job, surface, image, caption)
         # Stored before settling: a crash in between is settled by the recovery resolver.
         job = dataclasses.replace(job, state="done", result_message=handle, error=None)
@@ -654,6 +666,7 @@ class ImageService:
 
     async def _settle_failure(self, job: ImageJob, hold: Hold | None, failure: _Failure) -> None:
         """Store the end, give the credits back, and tell the person in one clear sentence."""
+        await self._check_owner(job)
         job = dataclasses.replace(job, state=failure.state, error=failure.reason)
         await self._store.save_job(job)
         if hold is not None:
@@ -672,6 +685,15 @@ class ImageService:
                 await self._show(job, surface, text)
         except Exception:
             logger.warning("image job %s: could not tell the person", job.id, exc_info=True)
+
+    async def _check_owner(self, job: ImageJob) -> None:
+        """Before a step that must happen once (submit, post, fail): is the job still ours?
+
+        Only a process whose lease lapsed (stalled, cut off from the database) can lose a job; it
+        then leaves the job, its hold and its messages to the process that took it over.
+        """
+        if not await self._store.holds_job(job.id):
+            raise _Abandoned(job.id)
 
     # ------------------------------------------------------------ progress
 

@@ -1,0 +1,255 @@
+"""Several real ``python -m bot`` processes on one PostgreSQL database, against the fakes.
+
+Webhook workers: one registers the webhook, every one answers. Money and jobs exactly once: a process starting while another streams leaves that answer's hold
+alone; a process killed with kill -9 in the middle of an answer or of an image job has its hold
+settled or released, and its job finished (polled, never submitted again), posted once and
+charged once, by another process once its lease has expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+import storage
+from bot.minitoolai.prices import PriceTable
+from bot.minitoolai.types import Usage
+from bot.ports import Account, Reservation
+from tests.e2e.processes import BotProcess, postgres_database, process_env
+from tests.e2e.telegram_harness import SCALE, TOKEN, free_port
+from tests.fakes.minitoolai import ChatScript, FakeMiniToolAI, ImageScript
+from tests.fakes.telegram import FakeTelegram, RecordedRequest
+
+pytestmark = pytest.mark.postgres
+
+GRANT = Decimal(5)
+GRANT_MICRO = int(GRANT * 1_000_000)
+MODEL = "gpt-4o-mini"
+SUBMIT_PATH = "/api/texttoimage/"
+USAGE = Usage(prompt_tokens=40, completion_tokens=6)
+
+
+@contextlib.asynccontextmanager
+async def world(tmp_path: Path) -> AsyncIterator[tuple[FakeTelegram, FakeMiniToolAI, str, list[BotProcess]]]:
+    """The fakes, an empty database, and the processes a test starts (all ended at the close)."""
+    started: list[BotProcess] = []
+    async with (
+        postgres_database() as url,
+        FakeMiniToolAI() as ai,
+        FakeTelegram(token=TOKEN, time_scale=SCALE) as tg,
+    ):
+        try:
+            yield tg, ai, url, started
+        finally:
+            for process in started:
+                await process.close()
+
+
+def telegram_env(tg: FakeTelegram, ai: FakeMiniToolAI, url: str) -> dict[str, str]:
+    return process_env(
+        url,
+        MINITOOLAI_API_KEY=ai.api_key,
+        MINITOOLAI_BASE_URL=ai.base_url,
+        TELEGRAM_TOKEN=TOKEN,
+        TELEGRAM_API_BASE_URL=tg.base_url,
+        TELEGRAM_FILE_BASE_URL=tg.base_file_url,
+        TELEGRAM_PACE_SCALE=str(SCALE),
+        STARTING_GRANT_USD=str(GRANT),
+        IMAGE_POLL_INITIAL_SECONDS="0.01",
+        IMAGE_POLL_MAX_SECONDS="0.02",
+        IMAGE_PROGRESS_INTERVAL_SECONDS="0",
+    )
+
+
+def console_env(ai: FakeMiniToolAI, url: str) -> dict[str, str]:
+    """A process with no platform token: the terminal chat, which recovers and takes over like any."""
+    return process_env(url, MINITOOLAI_API_KEY=ai.api_key, MINITOOLAI_BASE_URL=ai.base_url)
+
+
+async def start(started: list[BotProcess], name: str, tmp_path: Path, env: dict[str, str]) -> BotProcess:
+    folder = tmp_path / name
+    folder.mkdir()
+    process = await BotProcess.start(name, folder, env)
+    started.append(process)
+    await process.wait_for_line(r"bot: starting ")
+    return process
+
+
+def _in(chat_id: int, *methods: str) -> Any:
+    def match(r: RecordedRequest) -> bool:
+        return r.ok and r.method in methods and r.params.get("chat_id") == chat_id
+
+    return match
+
+
+async def reservations_of(url: str, account: Account) -> tuple[list[Reservation], list[Reservation], int]:
+    """(settled, open, balance) of an account, read from the database."""
+    store = await storage.open_store(url)
+    try:
+        settled = await store.settled_reservations(account, limit=100)
+        still_open = [r for r in await store.open_reservations() if r.account == account]
+        balance = await store.balance(account) or 0
+    finally:
+        await store.close()
+    return settled, still_open, balance
+
+
+async def test_a_process_started_while_another_streams_leaves_its_hold_alone(tmp_path: Path) -> None:
+    """The regression: the second process's start-up recovery used to release the first's hold,
+    which then settled to nothing (a free answer, and the hold spendable twice)."""
+    async with world(tmp_path) as (tg, ai, url, started):
+        alice = tg.user("Alice", "alice")
+        chat = tg.private_chat(alice)
+        go_on = asyncio.Event()
+        tokens = ["Once ", "upon ", "a ", "time ", "there ", "was."]
+        ai.chat_scripts.append(ChatScript(tokens=tokens, usage=USAGE, hold_after=2, hold_event=go_on))
+        await start(started, "first", tmp_path, telegram_env(tg, ai, url))
+        tg.user_message(chat, alice, "Tell me a story")
+        await tg.wait_for(
+            lambda r: (
+                _in(chat["id"], "sendMessageDraft", "sendMessage")(r) and "Once" in str(r.params["text"])
+            ),
+            20,
+        )
+
+        second = await start(started, "second", tmp_path, console_env(ai, url))  # its recovery is done
+        go_on.set()
+        await tg.wait_for(
+            lambda r: (
+                _in(chat["id"], "sendMessage", "editMessageText", "editMessageReplyMarkup")(r)
+                and "regen" in str(r.params.get("reply_markup"))
+            ),
+            20,
+        )
+        for process in started:
+            assert 0 == await process.stop()
+        settled, still_open, balance = await reservations_of(url, Account("telegram", str(alice["id"])))
+
+    cost = PriceTable().chat_cost(MODEL, USAGE)
+    assert [cost] == [r.charged for r in settled], [(r.charged, r.meta) for r in settled]
+    assert [] == still_open
+    assert GRANT_MICRO - cost == balance
+    assert not any("took over" in line for line in second.lines), second.log
+    assert "There was." not in tg.messages_in(chat["id"], from_bot=True)  # sanity: the fake streamed
+    assert tg.messages_in(chat["id"], from_bot=True)[-1].endswith("there was.")
+
+
+async def test_kill_9_mid_answer_the_hold_is_released_by_another_process(tmp_path: Path) -> None:
+    """kill -9 while streaming: another process releases the hold once the lease expires (no usage
+    was reported, so nothing is charged); the member's balance is whole again, nothing twice."""
+    async with world(tmp_path) as (tg, ai, url, started):
+        alice = tg.user("Alice", "alice")
+        chat = tg.private_chat(alice)
+        never = asyncio.Event()
+        ai.chat_scripts.append(ChatScript(tokens=["Half ", "an ", "answer"], hold_after=1, hold_event=never))
+        doomed = await start(started, "doomed", tmp_path, telegram_env(tg, ai, url))
+        survivor = await start(started, "survivor", tmp_path, console_env(ai, url))
+        tg.user_message(chat, alice, "Tell me a story")
+        await tg.wait_for(
+            lambda r: (
+                _in(chat["id"], "sendMessageDraft", "sendMessage")(r) and "Half" in str(r.params["text"])
+            ),
+            20,
+        )
+        account = Account("telegram", str(alice["id"]))
+        _, held, _ = await reservations_of(url, account)
+        assert 1 == len(held)
+
+        doomed.kill()
+        await survivor.wait_for_line(r"took over 1 hold\(s\).*released=1")
+        assert 0 == await survivor.stop()
+        never.set()
+        settled, still_open, balance = await reservations_of(url, account)
+
+    assert ([], []) == (settled, still_open)
+    assert GRANT_MICRO == balance
+
+
+async def test_kill_9_mid_job_another_process_polls_it_posts_once_charges_once(tmp_path: Path) -> None:
+    """kill -9 while the job runs upstream: the next process takes it over after the lease
+    expires, polls the stored jobid (no second submit), posts the picture once, charges once."""
+    async with world(tmp_path) as (tg, ai, url, started):
+        alice = tg.user("Alice", "alice")
+        chat = tg.private_chat(alice)
+        script = ImageScript(pending_polls=1_000_000)
+        ai.image_scripts.append(script)
+        doomed = await start(started, "doomed", tmp_path, telegram_env(tg, ai, url))
+        tg.user_message(chat, alice, "/imagine a fox")
+        await tg.wait_for(
+            lambda r: (
+                _in(chat["id"], "sendMessage", "editMessageText")(r)
+                and str(r.params.get("text", "")).startswith("Generating… ")
+            ),
+            20,
+        )
+        doomed.kill()
+        await doomed.process.wait()
+        script.pending_polls = 0  # it finishes upstream meanwhile
+        mark = len(tg.requests)
+
+        # Telegram allows one poller: the next process starts once the first is gone.
+        successor = await start(started, "successor", tmp_path, telegram_env(tg, ai, url))
+        # At its start if the lease has expired by then, else at a periodic takeover.
+        await successor.wait_for_line(r"image job \w+ resumed \(submitted\)")
+        await tg.wait_for(_in(chat["id"], "sendPhoto", "sendDocument"), 20, start=mark)
+        await tg.wait_for(_in(chat["id"], "deleteMessage"), 20, start=mark)  # progress removed: done
+        assert 0 == await successor.stop()
+        settled, still_open, balance = await reservations_of(url, Account("telegram", str(alice["id"])))
+
+    posted = [r for r in tg.requests if _in(chat["id"], "sendPhoto", "sendDocument")(r)]
+    price = PriceTable().image_cost("dreamshaper")
+    assert 1 == len(posted)
+    assert 1 == len(ai.requests_to(SUBMIT_PATH)), "polled by the successor, never submitted again"
+    assert [price] == [r.charged for r in settled]
+    assert [] == still_open
+    assert GRANT_MICRO - price == balance
+
+
+async def test_webhook_workers_one_registers_every_one_answers(tmp_path: Path) -> None:
+    """Two webhook workers with one secret: setWebhook is called once, by one of them, and each
+    worker answers the posts Telegram sends it (here: one post to each, as a load balancer would)."""
+    secret = "one-secret_for-all-workers"
+    async with world(tmp_path) as (tg, ai, url, started):
+        ports = [free_port(), free_port()]
+        workers = []
+        for index, port in enumerate(ports):
+            env = telegram_env(tg, ai, url)
+            env.update(
+                TELEGRAM_WEBHOOK_URL="https://bot.example.com/telegram/hook",
+                TELEGRAM_WEBHOOK_SECRET=secret,
+                TELEGRAM_WEBHOOK_LISTEN=f"127.0.0.1:{port}",
+            )
+            worker = await start(started, f"worker{index}", tmp_path, env)
+            await worker.wait_for_line(r"receiving updates by webhook")
+            workers.append(worker)
+        users = [tg.user(name, name.lower()) for name in ("Alice", "Bob")]
+        chats = [tg.private_chat(user) for user in users]
+        async with aiohttp.ClientSession() as http:
+            for update_id, (port, chat, user) in enumerate(zip(ports, chats, users, strict=True), start=1):
+                message = tg.user_message(chat, user, f"Hello worker on {port}")
+                async with http.post(
+                    f"http://127.0.0.1:{port}/telegram/hook",
+                    json={"update_id": update_id, "message": message},
+                    headers={"X-Telegram-Bot-Api-Secret-Token": secret},
+                ) as response:
+                    assert 200 == response.status
+        for chat in chats:
+            await tg.wait_for(
+                lambda r, chat=chat: (
+                    _in(chat["id"], "sendMessage", "editMessageText", "editMessageReplyMarkup")(r)
+                    and "regen" in str(r.params.get("reply_markup"))
+                ),
+                20,
+            )
+        for process in started:
+            assert 0 == await process.stop()
+
+    assert 1 == len(tg.calls("setWebhook"))
+    assert 1 == sum("another process registers the webhook" in w.log for w in workers)
