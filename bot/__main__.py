@@ -23,6 +23,7 @@ import storage
 from bot.chat.conversations import ChatLimits, ConversationService
 from bot.chat.tokens import TokenCounter
 from bot.commands import Commands, CreditCommands
+from bot.coordination.answers import SharedAnswers
 from bot.coordination.lease import ProcessLease
 from bot.coordination.supervise import supervise
 from bot.core import Core
@@ -34,7 +35,7 @@ from bot.logs import configure_logging
 from bot.maintenance import prune_until
 from bot.minitoolai.client import ClientTimeouts, MiniToolAIClient
 from bot.minitoolai.prices import PriceTable, parse_price_overrides
-from bot.ports import Account, Actor, Adapter, Place, Store
+from bot.ports import Account, Actor, Adapter, AnswerGate, Place, Store
 from bot.preferences import ChatDefaults, Preferences
 from bot.settings import MISSING_KEY_HELP, Settings, load_settings
 
@@ -138,7 +139,13 @@ def price_table(settings: Settings) -> PriceTable:
     return PriceTable().with_overrides(overrides, markup=Fraction(settings.price_markup))
 
 
-def build_core(settings: Settings, store: Store, client: MiniToolAIClient, tokens: TokenCounter) -> Core:
+def build_core(
+    settings: Settings,
+    store: Store,
+    client: MiniToolAIClient,
+    tokens: TokenCounter,
+    gate: AnswerGate | None = None,
+) -> Core:
     credits = CreditService(store, price_table(settings), credit_policy(settings))
     defaults = ChatDefaults(
         model=settings.default_chat_model,
@@ -152,7 +159,7 @@ def build_core(settings: Settings, store: Store, client: MiniToolAIClient, token
         context_margin=settings.context_margin_tokens,
         max_context_tokens=settings.max_context_tokens,
     )
-    chat = ConversationService(store, client, credits, prefs, tokens, limits)
+    chat = ConversationService(store, client, credits, prefs, tokens, limits, gate)
     images = ImageService(store, client, credits, prefs, image_config(settings))
     return Core(
         chat=chat, credits=credits, prefs=prefs, commands=Commands(chat, credits, prefs), images=images
@@ -302,7 +309,14 @@ async def _serve_with(
     )
     tokens = TokenCounter()
     await tokens.try_tiktoken()  # exact counts when tiktoken and its cached encoding are there
-    core = build_core(settings, store, client, tokens)
+    # Several processes (PostgreSQL): one answer per conversation across them, Stop reaching
+    # the process writing the answer (LISTEN/NOTIFY). None on SQLite: one process.
+    signals = storage.open_signals(settings.database_url)
+    gate = None if signals is None else SharedAnswers(store, signals, store.process_id)
+    core = build_core(settings, store, client, tokens, gate)
+    if gate is not None:
+        chat = core.chat
+        await gate.start(lambda place, user, admin: chat.stop(place, user, is_admin=admin))
     # This process's lease; then the holds of processes whose lease expired (all the holds a
     # previous run left, on SQLite) are settled or released. Holds of image jobs that will
     # resume stay open; the jobs are claimed when their platform's adapter resumes them.
@@ -334,6 +348,8 @@ async def _serve_with(
             )
     finally:
         await lease.close()  # last: until here this process was finishing its own work
+        if signals is not None:
+            await signals.close()
 
 
 @asynccontextmanager

@@ -369,7 +369,34 @@ class LeaseStore(Protocol):
         True if this process holds it now."""
 
 
-class Store(ConversationStore, SettingsStore, LedgerStore, ImageJobStore, LeaseStore, Protocol):
+class AnswerStore(Protocol):
+    """Which process is writing an answer in which conversation (one at a time across processes)."""
+
+    async def take_answer(self, key: ConversationKey) -> bool:
+        """Become the one process answering in ``key``, unless a live process already is."""
+
+    async def end_answer(self, key: ConversationKey) -> None: ...
+
+    async def answering_processes(self, place: Place) -> list[str]:
+        """Live processes writing an answer in ``place`` (any conversation of it)."""
+
+
+class AnswerGate(Protocol):
+    """How the chat service keeps one answer per conversation across processes and reaches
+    the process writing an answer to stop it (``bot.coordination.answers``)."""
+
+    async def acquire(self, key: ConversationKey) -> None:
+        """Wait until no other process is answering in ``key``, then hold it."""
+
+    async def release(self, key: ConversationKey) -> None: ...
+
+    async def stop_elsewhere(self, place: Place, user: Account, *, is_admin: bool) -> bool:
+        """Ask the process writing an answer in ``place`` to stop it; True if it stopped one."""
+
+    async def answering_elsewhere(self, place: Place) -> bool: ...
+
+
+class Store(ConversationStore, SettingsStore, LedgerStore, ImageJobStore, LeaseStore, AnswerStore, Protocol):
     """Everything the core persists, behind one object with one lifetime."""
 
     async def close(self) -> None: ...

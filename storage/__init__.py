@@ -11,12 +11,27 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from bot.errors import StorageError
 from bot.ports import Store
 from storage.common import new_id, parse_database_url
 
-__all__ = ["backup_sqlite", "migrate", "open_store", "process_lock"]
+if TYPE_CHECKING:
+    from storage.postgres.signals import PgSignals
+
+__all__ = ["backup_sqlite", "migrate", "open_signals", "open_store", "process_lock"]
+
+
+def open_signals(database_url: str) -> PgSignals | None:
+    """Signals between processes (PostgreSQL LISTEN/NOTIFY, ``storage.postgres.signals``); None on
+    SQLite, which serves one process. Close it with ``await signals.close()``."""
+    target = parse_database_url(database_url)
+    if target.backend == "sqlite":
+        return None
+    from storage.postgres.signals import PgSignals
+
+    return PgSignals(target.url, target.where)
 
 
 @contextlib.contextmanager

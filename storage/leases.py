@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from bot.ports import UNFINISHED_JOB_STATES, ImageJob, ProcessInfo, Reservation
+from bot.ports import UNFINISHED_JOB_STATES, ConversationKey, ImageJob, Place, ProcessInfo, Reservation
 from storage.common import job_from_row, reservation_from_row, utcnow
 from storage.database import Database
 
@@ -141,6 +141,49 @@ class LeasesMixin:
                 utcnow(),
             )
         return bool(holder == self.process_id)
+
+    # ------------------------------------------------------------ answers in progress
+
+    async def take_answer(self, key: ConversationKey) -> bool:
+        async with self._db.write() as tx:
+            holder = await tx.fetchval(
+                "INSERT INTO answers (platform, scope, channel, owner, process) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (platform, scope, channel, owner) DO UPDATE SET process = excluded.process"
+                " WHERE NOT EXISTS (SELECT 1 FROM processes p WHERE p.id = answers.process"
+                " AND p.expires_at > ?) RETURNING process",
+                key.platform,
+                key.scope,
+                key.channel,
+                key.owner,
+                self.process_id,
+                utcnow(),
+            )
+        return bool(holder == self.process_id)
+
+    async def end_answer(self, key: ConversationKey) -> None:
+        async with self._db.write() as tx:
+            await tx.execute(
+                "DELETE FROM answers WHERE platform = ? AND scope = ? AND channel = ? AND owner = ?"
+                " AND process = ?",
+                key.platform,
+                key.scope,
+                key.channel,
+                key.owner,
+                self.process_id,
+            )
+
+    async def answering_processes(self, place: Place) -> list[str]:
+        async with self._db.read() as tx:
+            rows = await tx.fetch(
+                "SELECT DISTINCT a.process FROM answers a JOIN processes p ON p.id = a.process"
+                " WHERE a.platform = ? AND a.scope = ? AND a.channel = ? AND p.expires_at > ?"
+                " ORDER BY a.process",
+                place.platform,
+                place.scope,
+                place.channel,
+                utcnow(),
+            )
+        return [str(row["process"]) for row in rows]
 
     async def holds_job(self, job_id: str) -> bool:
         async with self._db.read() as tx:

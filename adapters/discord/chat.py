@@ -100,7 +100,7 @@ class ChatFlows:
 
     async def stop(self, interaction: discord.Interaction, channel_id: int, asker_id: int) -> None:
         place = interaction_place(interaction)
-        stopped = self._core.chat.stop(
+        stopped = await self._core.chat.stop_anywhere(  # the answer may stream in another shard's process
             place, account(interaction.user), is_admin=interaction_is_admin(interaction)
         )
         if stopped:

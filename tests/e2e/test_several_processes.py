@@ -47,6 +47,16 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[FakeTelegram, FakeMiniToo
     ):
         try:
             yield tg, ai, url, started
+        except Exception as exc:
+            logs = "\n\n".join(f"--- {p.name}:\n{p.log}" for p in started)
+            calls = [
+                (r.method, str(r.params.get("text", ""))[:60])
+                for r in tg.requests
+                if r.method != "getUpdates"
+            ]
+            raise AssertionError(
+                f"{exc!r}; Telegram calls {calls[-8:]}; the processes' logs:\n{logs}"
+            ) from exc
         finally:
             for process in started:
                 await process.close()
@@ -253,3 +263,94 @@ async def test_webhook_workers_one_registers_every_one_answers(tmp_path: Path) -
 
     assert 1 == len(tg.calls("setWebhook"))
     assert 1 == sum("another process registers the webhook" in w.log for w in workers)
+
+
+@contextlib.asynccontextmanager
+async def webhook_workers(
+    tmp_path: Path, tg: FakeTelegram, ai: FakeMiniToolAI, url: str, started: list[BotProcess], count: int
+) -> AsyncIterator[list[Any]]:
+    """``count`` webhook workers; yields a ``post(worker, update)`` per worker for the test."""
+    secret = "shared-secret_value"
+    ports = [free_port() for _ in range(count)]
+    for index, port in enumerate(ports):
+        env = telegram_env(tg, ai, url)
+        env.update(
+            TELEGRAM_WEBHOOK_URL="https://bot.example.com/telegram/hook",
+            TELEGRAM_WEBHOOK_SECRET=secret,
+            TELEGRAM_WEBHOOK_LISTEN=f"127.0.0.1:{port}",
+        )
+        worker = await start(started, f"worker{index}", tmp_path, env)
+        await worker.wait_for_line(r"receiving updates by webhook")
+    async with aiohttp.ClientSession() as http:
+        update_ids = iter(range(1, 1_000_000))
+
+        def poster(port: int) -> Any:
+            async def post(message: dict[str, Any]) -> None:
+                async with http.post(
+                    f"http://127.0.0.1:{port}/telegram/hook",
+                    json={"update_id": next(update_ids), "message": message},
+                    headers={"X-Telegram-Bot-Api-Secret-Token": secret},
+                ) as response:
+                    assert 200 == response.status
+
+            return post
+
+        yield [poster(port) for port in ports]
+
+
+async def test_stop_reaches_the_worker_writing_the_answer(tmp_path: Path) -> None:
+    """/stop received by another worker than the one streaming: the answer stops there."""
+    async with world(tmp_path) as (tg, ai, url, started):
+        ai.chat_scripts.append(ChatScript(tokens=[f"slow{i} " for i in range(400)], delay=0.02))
+        async with webhook_workers(tmp_path, tg, ai, url, started, 2) as post:
+            alice = tg.user("Alice", "alice")
+            chat = tg.private_chat(alice)
+            await post[0](tg.user_message(chat, alice, "go on and on"))
+            await tg.wait_for(lambda r: r.method == "sendMessageDraft" and r.ok, 20)
+            await post[1](tg.user_message(chat, alice, "/stop"))
+            await tg.wait_for(
+                lambda r: (
+                    _in(chat["id"], "sendMessage", "editMessageText")(r)
+                    and "Stopped." in str(r.params.get("text", ""))
+                ),
+                20,
+            )
+            await ai.wait_cancelled(1)
+            for process in started:
+                assert 0 == await process.stop()
+        texts = tg.messages_in(chat["id"], from_bot=True)
+    assert texts[0].startswith("slow0 ") and texts[0].endswith("Stopped.")
+
+
+async def test_one_answer_at_a_time_in_a_conversation_across_workers(tmp_path: Path) -> None:
+    """Two messages of one conversation reach two workers: the second waits for the first answer
+    and sees it in its history (never two answers at once from the same history)."""
+    async with world(tmp_path) as (tg, ai, url, started):
+        go_on = asyncio.Event()
+        ai.chat_scripts.append(ChatScript(tokens=["First ", "answer."], hold_after=1, hold_event=go_on))
+        ai.chat_scripts.append(ChatScript(tokens=["Second ", "answer."]))
+        async with webhook_workers(tmp_path, tg, ai, url, started, 2) as post:
+            alice = tg.user("Alice", "alice")
+            chat = tg.private_chat(alice)
+            await post[0](tg.user_message(chat, alice, "first question"))
+            await tg.wait_for(lambda r: r.method == "sendMessageDraft" and r.ok, 20)
+            await post[1](tg.user_message(chat, alice, "second question"))
+            await started[1].wait_for_line(r"waiting for the answer another process is writing")
+            go_on.set()
+            await tg.wait_for(
+                lambda r: (
+                    _in(chat["id"], "sendMessage", "editMessageText")(r)
+                    and "Second answer." in str(r.params.get("text", ""))
+                ),
+                20,
+            )
+            for process in started:
+                assert 0 == await process.stop()
+        requests = [r.json["messages"] for r in ai.requests_to("/api/chat-completions/")]
+    assert 2 == len(requests)
+    said = [(m["role"], m["content"]) for m in requests[1] if m["role"] in ("user", "assistant")]
+    assert [
+        ("user", "first question"),
+        ("assistant", "First answer."),
+        ("user", "second question"),
+    ] == said

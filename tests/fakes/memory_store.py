@@ -488,6 +488,17 @@ class MemoryStore:
         await self._checkpoint()
         return [ProcessInfo(self.process_id, "", 0)]
 
+    async def take_answer(self, key: ConversationKey) -> bool:
+        await self._checkpoint()
+        return True
+
+    async def end_answer(self, key: ConversationKey) -> None:
+        await self._checkpoint()
+
+    async def answering_processes(self, place: Place) -> list[str]:
+        await self._checkpoint()
+        return []
+
     async def claim_role(self, name: str) -> bool:
         await self._checkpoint()
         return True

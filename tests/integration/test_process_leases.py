@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from bot.ports import Account, ImageJob, Place, Store
+from bot.ports import Account, ConversationKey, ImageJob, Place, Store
 from storage import open_store
 
 ALICE = Account("telegram", "alice")
@@ -169,3 +169,23 @@ async def test_a_role_is_held_by_one_live_process_then_passes_on(processes: Open
 
     assert await second.claim_role("telegram:set-webhook")
     assert not await first.claim_role("telegram:set-webhook")
+
+
+async def test_one_process_at_a_time_answers_in_a_conversation(processes: Opener) -> None:
+    """The answer row: one live holder per conversation; the next once it ends or its holder dies."""
+    key = ConversationKey("telegram", "100", "100")
+    other_key = ConversationKey("telegram", "100", "100", owner="bob")
+    first = await processes("first")
+    second = await processes("second")
+
+    assert await first.take_answer(key)
+    assert not await second.take_answer(key)
+    assert await second.take_answer(other_key), "another conversation of the place is free"
+    assert ["first", "second"] == await first.answering_processes(PLACE)
+
+    await first.end_answer(key)
+    assert await second.take_answer(key)
+    await second.register_process(ttl=0, host="test", pid=2)  # dies while answering
+
+    assert await first.take_answer(key)
+    assert ["first"] == await first.answering_processes(PLACE)

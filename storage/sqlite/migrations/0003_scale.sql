@@ -23,3 +23,14 @@ CREATE TABLE roles (
     name TEXT PRIMARY KEY,
     owner TEXT NOT NULL
 );
+
+-- One answer at a time per conversation across processes: the process writing one holds its row
+-- (valid while that process's lease lives) and deletes it when the answer is stored.
+CREATE TABLE answers (
+    platform TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    process TEXT NOT NULL,
+    PRIMARY KEY (platform, scope, channel, owner)
+);
