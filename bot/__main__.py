@@ -35,7 +35,7 @@ from bot.logs import configure_logging
 from bot.maintenance import prune_until
 from bot.minitoolai.client import ClientTimeouts, MiniToolAIClient
 from bot.minitoolai.prices import PriceTable, parse_price_overrides
-from bot.ports import Account, Actor, Adapter, AnswerGate, Place, Store
+from bot.ports import Account, Actor, Adapter, AnswerGate, Place, SharedLimits, Store
 from bot.preferences import ChatDefaults, Preferences
 from bot.settings import MISSING_KEY_HELP, Settings, load_settings
 
@@ -179,7 +179,10 @@ def image_config(settings: Settings) -> ImageConfig:
 
 
 def build_adapters(
-    settings: Settings, core: Core, claim_role: Callable[[str], Awaitable[bool]] | None = None
+    settings: Settings,
+    core: Core,
+    claim_role: Callable[[str], Awaitable[bool]] | None = None,
+    shared_limits: SharedLimits | None = None,
 ) -> list[Adapter]:
     """Every platform whose token is set; the terminal chat when there is none.
 
@@ -203,6 +206,7 @@ def build_adapters(
                     webhook_listen=settings.telegram_webhook_listen,
                     pace_scale=settings.telegram_pace_scale,
                     claim_webhook=None if claim_role is None else lambda: claim_role(WEBHOOK_ROLE),
+                    shared_limits=shared_limits,
                 ),
             )
         )
@@ -317,10 +321,30 @@ async def _serve_with(
     if gate is not None:
         chat = core.chat
         await gate.start(lambda place, user, admin: chat.stop(place, user, is_admin=admin))
+    # With REDIS_URL the platforms' rate budgets are shared by every process; else per process.
+    limits = await storage.open_shared_limits(settings.redis_url) if settings.redis_url else None
+    try:
+        adapters = build_adapters(settings, core, store.claim_role, limits)  # importing them takes a while
+        await _run_adapters(settings, stop, store, core, adapters, exclusive=exclusive)
+    finally:
+        if limits is not None:
+            await limits.close()
+        if signals is not None:
+            await signals.close()
+
+
+async def _run_adapters(
+    settings: Settings,
+    stop: asyncio.Event,
+    store: Store,
+    core: Core,
+    adapters: list[Adapter],
+    *,
+    exclusive: bool,
+) -> None:
     # This process's lease; then the holds of processes whose lease expired (all the holds a
     # previous run left, on SQLite) are settled or released. Holds of image jobs that will
     # resume stay open; the jobs are claimed when their platform's adapter resumes them.
-    adapters = build_adapters(settings, core, store.claim_role)  # first: importing them takes a while
     lease = ProcessLease(
         store, core.credits, core.images, ttl=settings.process_lease_seconds, exclusive=exclusive
     )
@@ -348,8 +372,6 @@ async def _serve_with(
             )
     finally:
         await lease.close()  # last: until here this process was finishing its own work
-        if signals is not None:
-            await signals.close()
 
 
 @asynccontextmanager

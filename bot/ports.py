@@ -396,6 +396,17 @@ class AnswerGate(Protocol):
     async def answering_elsewhere(self, place: Place) -> bool: ...
 
 
+class SharedLimits(Protocol):
+    """Rate budgets several processes share (Redis, with ``REDIS_URL``; ``storage.redis``)."""
+
+    async def reserve(self, budgets: Sequence[tuple[str, float]]) -> float:
+        """Book the next slot in every ``(name, interval seconds)`` budget at once; the seconds to
+        wait before going (0: go now). Without the shared server: 0, pacing stays per process."""
+
+    async def hold(self, name: str, seconds: float) -> None:
+        """The platform said wait: nothing of ``name`` goes for ``seconds``, in any process."""
+
+
 class Store(ConversationStore, SettingsStore, LedgerStore, ImageJobStore, LeaseStore, AnswerStore, Protocol):
     """Everything the core persists, behind one object with one lifetime."""
 

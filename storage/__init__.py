@@ -19,8 +19,16 @@ from storage.common import new_id, parse_database_url
 
 if TYPE_CHECKING:
     from storage.postgres.signals import PgSignals
+    from storage.redis import RedisLimits
 
-__all__ = ["backup_sqlite", "migrate", "open_signals", "open_store", "process_lock"]
+__all__ = ["backup_sqlite", "migrate", "open_shared_limits", "open_signals", "open_store", "process_lock"]
+
+
+async def open_shared_limits(redis_url: str) -> RedisLimits:
+    """Rate budgets shared by every process (``storage.redis``); close with ``await limits.close()``."""
+    from storage.redis import open_limits
+
+    return await open_limits(redis_url)
 
 
 def open_signals(database_url: str) -> PgSignals | None:

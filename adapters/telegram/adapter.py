@@ -33,6 +33,7 @@ from adapters.telegram.surface import DraftSupport
 from adapters.telegram.transport import AiohttpRequest
 from bot.core import Core
 from bot.errors import ConfigError, PlatformUnavailable
+from bot.ports import SharedLimits
 
 __all__ = ["SECRET_HEADER", "TelegramAdapter", "TelegramConfig"]
 
@@ -59,6 +60,8 @@ class TelegramConfig:
     webhook_listen: str = "0.0.0.0:8443"
     # With several workers: True for the one process that registers the webhook (None: always).
     claim_webhook: Callable[[], Awaitable[bool]] | None = None
+    # With REDIS_URL: budgets shared by every process of this bot (None: per process).
+    shared_limits: SharedLimits | None = None
     pace_scale: float = 1.0
     poll_timeout: float = 30.0
 
@@ -139,7 +142,13 @@ class TelegramAdapter:
             # Messages of one conversation still get answered in order (the core's turn lock).
             .concurrent_updates(True)
             # The bot-wide 30 per second; per-chat pacing is ChatPacing's job.
-            .rate_limiter(BotWideLimiter(scale))
+            .rate_limiter(
+                BotWideLimiter(
+                    scale,
+                    shared=self._config.shared_limits,
+                    namespace=f"telegram:{self._config.token.split(':', 1)[0]}",
+                )
+            )
         )
         if self._config.webhook_url:
             builder = builder.updater(None)

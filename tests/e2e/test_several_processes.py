@@ -354,3 +354,71 @@ async def test_one_answer_at_a_time_in_a_conversation_across_workers(tmp_path: P
         ("assistant", "First answer."),
         ("user", "second question"),
     ] == said
+
+
+REDIS_URL = "redis://127.0.0.1:6379/3"  # this project's tests' Redis database
+
+
+async def forget_shared_limits() -> None:
+    """A clean slate for the bot's budgets in the test database (the fake Telegram is new too)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in client.scan_iter(f"minitoolai:limit:telegram:{TOKEN.split(':')[0]}:*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+async def test_three_workers_share_a_groups_budget_through_redis(tmp_path: Path) -> None:
+    """Three workers streaming answers into three topics of one forum at once: together they
+    stay within the group's per-minute and per-chat limits (0 × 429), and every answer completes.
+    Each worker alone would pace the group at the full budget: three would overrun it."""
+    await forget_shared_limits()
+    tokens = [f"w{i} " for i in range(40)]
+    async with world(tmp_path) as (tg, ai, url, started):
+        ai.chat_scripts.extend(ChatScript(tokens=tokens, delay=0.01) for _ in range(3))
+        secret = "shared-secret_value"
+        ports = [free_port() for _ in range(3)]
+        for index, port in enumerate(ports):
+            env = telegram_env(tg, ai, url)
+            env.update(
+                REDIS_URL=REDIS_URL,
+                TELEGRAM_WEBHOOK_URL="https://bot.example.com/telegram/hook",
+                TELEGRAM_WEBHOOK_SECRET=secret,
+                TELEGRAM_WEBHOOK_LISTEN=f"127.0.0.1:{port}",
+            )
+            worker = await start(started, f"worker{index}", tmp_path, env)
+            await worker.wait_for_line(r"receiving updates by webhook")
+        forum = tg.forum("Team")
+        alice = tg.user("Alice", "alice")
+        topics = [tg.create_topic(forum, f"Topic {i}") for i in range(3)]
+        async with aiohttp.ClientSession() as http:
+            for update_id, (port, topic) in enumerate(zip(ports, topics, strict=True), start=1):
+                message = tg.user_message(forum, alice, "@minitoolai_bot tell me", thread_id=topic)
+                async with http.post(
+                    f"http://127.0.0.1:{port}/telegram/hook",
+                    json={"update_id": update_id, "message": message},
+                    headers={"X-Telegram-Bot-Api-Secret-Token": secret},
+                ) as response:
+                    assert 200 == response.status
+        for topic in topics:
+            await tg.wait_for(
+                lambda r, topic=topic: (
+                    r.ok
+                    and r.params.get("chat_id") == forum["id"]
+                    and r.params.get("message_thread_id") in (topic, None)
+                    and "regen" in str(r.params.get("reply_markup"))
+                    and "w39" in str(r.params.get("text", "w39"))
+                ),
+                60,
+            )
+        for process in started:
+            assert 0 == await process.stop()
+        answers = [tg.messages_in(forum["id"], topic, from_bot=True) for topic in topics]
+
+    assert [] == tg.violations, "a 429 from the fake Telegram"
+    for texts in answers:
+        assert "".join(tokens).strip() == " ".join(texts).strip()
