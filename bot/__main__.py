@@ -35,7 +35,7 @@ from bot.logs import configure_logging
 from bot.maintenance import prune_until
 from bot.minitoolai.client import ClientTimeouts, MiniToolAIClient
 from bot.minitoolai.prices import PriceTable, parse_price_overrides
-from bot.ports import Account, Actor, Adapter, AnswerGate, Place, SharedLimits, Store
+from bot.ports import Account, Actor, Adapter, AnswerGate, Place, SharedLimits, SharedLock, Store
 from bot.preferences import ChatDefaults, Preferences
 from bot.settings import MISSING_KEY_HELP, Settings, load_settings
 
@@ -145,8 +145,9 @@ def build_core(
     client: MiniToolAIClient,
     tokens: TokenCounter,
     gate: AnswerGate | None = None,
+    shared_lock: SharedLock | None = None,
 ) -> Core:
-    credits = CreditService(store, price_table(settings), credit_policy(settings))
+    credits = CreditService(store, price_table(settings), credit_policy(settings), shared_lock=shared_lock)
     defaults = ChatDefaults(
         model=settings.default_chat_model,
         system_prompt=settings.default_system_prompt,
@@ -317,13 +318,14 @@ async def _serve_with(
     # the process writing the answer (LISTEN/NOTIFY). None on SQLite: one process.
     signals = storage.open_signals(settings.database_url)
     gate = None if signals is None else SharedAnswers(store, signals, store.process_id)
-    core = build_core(settings, store, client, tokens, gate)
-    if gate is not None:
-        chat = core.chat
-        await gate.start(lambda place, user, admin: chat.stop(place, user, is_admin=admin))
-    # With REDIS_URL the platforms' rate budgets are shared by every process; else per process.
+    # With REDIS_URL the platforms' rate budgets and the pool's daily cap check are shared by
+    # every process; else per process.
     limits = await storage.open_shared_limits(settings.redis_url) if settings.redis_url else None
+    core = build_core(settings, store, client, tokens, gate, None if limits is None else limits.lock)
     try:
+        if gate is not None:
+            chat = core.chat
+            await gate.start(lambda place, user, admin: chat.stop(place, user, is_admin=admin))
         adapters = build_adapters(settings, core, store.claim_role, limits)  # importing them takes a while
         await _run_adapters(settings, stop, store, core, adapters, exclusive=exclusive)
     finally:

@@ -13,7 +13,8 @@ Identity and places are plain strings so that every platform fits: a Discord gui
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -405,6 +406,10 @@ class SharedLimits(Protocol):
 
     async def hold(self, name: str, seconds: float) -> None:
         """The platform said wait: nothing of ``name`` goes for ``seconds``, in any process."""
+
+
+# A lock every process shares, by name (Redis, with ``REDIS_URL``): ``async with lock("name"):``.
+SharedLock = Callable[[str], AbstractAsyncContextManager[None]]
 
 
 class Store(ConversationStore, SettingsStore, LedgerStore, ImageJobStore, LeaseStore, AnswerStore, Protocol):

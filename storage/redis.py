@@ -11,8 +11,9 @@ This is the GCRA (generic cell rate algorithm) with a burst of one: no burst, ev
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -22,6 +23,7 @@ from bot.errors import StorageError
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "minitoolai:limit:"
+LOCK_SECONDS = 10.0  # a shared lock outlives a dead holder by at most this
 
 # KEYS: the budgets; ARGV: each budget's interval in ms. Returns the wait in ms, as a string.
 _RESERVE = """
@@ -79,6 +81,28 @@ class RedisLimits:
             await self._hold(keys=[self._prefix + name], args=[f"{seconds * 1000:.3f}"])
         except RedisError as exc:
             logger.warning("shared limits unavailable (%s)", type(exc).__name__)
+
+    @contextlib.asynccontextmanager
+    async def lock(self, name: str) -> AsyncIterator[None]:
+        """A mutex every process shares (redis-py's Lock: a token only its holder can release,
+        expiring after ``LOCK_SECONDS`` should its holder die). Redis down: this process's own
+        lock (held by the caller) is all there is, and it is logged."""
+        lock = self._client.lock(
+            self._prefix + "lock:" + name, timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS
+        )
+        try:
+            acquired = await lock.acquire()
+        except RedisError as exc:
+            logger.warning(
+                "shared lock %s unavailable (%s); this process's lock only", name, type(exc).__name__
+            )
+            acquired = False
+        try:
+            yield
+        finally:
+            if acquired:
+                with contextlib.suppress(RedisError):
+                    await lock.release()
 
     async def close(self) -> None:
         await self._client.aclose()

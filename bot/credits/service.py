@@ -51,7 +51,16 @@ from bot.credits.values import (
 from bot.errors import InsufficientCredits, NotAllowed, ValidationError
 from bot.minitoolai.prices import PriceTable
 from bot.minitoolai.types import Usage
-from bot.ports import Account, Actor, ChannelSettings, LedgerStore, Place, Reservation, SettingsStore
+from bot.ports import (
+    Account,
+    Actor,
+    ChannelSettings,
+    LedgerStore,
+    Place,
+    Reservation,
+    SettingsStore,
+    SharedLock,
+)
 
 __all__ = [  # the values live in bot.credits.values; importing them from here works too
     "AdminResult",
@@ -108,11 +117,14 @@ class CreditService:
         policy: CreditPolicy,
         *,
         clock: Callable[[], datetime] = utcnow,
+        shared_lock: SharedLock | None = None,
     ) -> None:
         self.store = store
         self.prices = prices
         self.policy = policy
         self._clock = clock
+        # Several processes (REDIS_URL): the same check-then-reserve is atomic across them too.
+        self._shared_lock = shared_lock
         # One lock per (pool, member) makes "check the daily cap, then reserve" atomic in
         # this process; entries vanish when no request holds them.
         self._pool_locks: weakref.WeakValueDictionary[tuple[Account, Account], asyncio.Lock] = (
@@ -257,7 +269,11 @@ class CreditService:
         if lock is None:
             lock = self._pool_locks[(pool, user)] = asyncio.Lock()
         async with lock:
-            yield
+            if self._shared_lock is None:
+                yield
+                return
+            async with self._shared_lock(f"pool:{pool.platform}:{pool.holder}:{user.platform}:{user.holder}"):
+                yield
 
     # ------------------------------------------------------------ settling
 
