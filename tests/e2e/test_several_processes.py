@@ -269,12 +269,14 @@ async def test_webhook_workers_one_registers_every_one_answers(tmp_path: Path) -
 async def webhook_workers(
     tmp_path: Path, tg: FakeTelegram, ai: FakeMiniToolAI, url: str, started: list[BotProcess], count: int
 ) -> AsyncIterator[list[Any]]:
-    """``count`` webhook workers; yields a ``post(worker, update)`` per worker for the test."""
+    """``count`` webhook workers; yields a ``post(message, kind="message")`` per worker, which sends
+    the update to that worker as Telegram (behind a load balancer) would."""
     secret = "shared-secret_value"
     ports = [free_port() for _ in range(count)]
     for index, port in enumerate(ports):
         env = telegram_env(tg, ai, url)
         env.update(
+            REDIS_URL=REDIS_URL,
             TELEGRAM_WEBHOOK_URL="https://bot.example.com/telegram/hook",
             TELEGRAM_WEBHOOK_SECRET=secret,
             TELEGRAM_WEBHOOK_LISTEN=f"127.0.0.1:{port}",
@@ -285,10 +287,10 @@ async def webhook_workers(
         update_ids = iter(range(1, 1_000_000))
 
         def poster(port: int) -> Any:
-            async def post(message: dict[str, Any]) -> None:
+            async def post(message: dict[str, Any], kind: str = "message") -> None:
                 async with http.post(
                     f"http://127.0.0.1:{port}/telegram/hook",
-                    json={"update_id": next(update_ids), "message": message},
+                    json={"update_id": next(update_ids), kind: message},
                     headers={"X-Telegram-Bot-Api-Secret-Token": secret},
                 ) as response:
                     assert 200 == response.status
@@ -422,3 +424,70 @@ async def test_three_workers_share_a_groups_budget_through_redis(tmp_path: Path)
     assert [] == tg.violations, "a 429 from the fake Telegram"
     for texts in answers:
         assert "".join(tokens).strip() == " ".join(texts).strip()
+
+
+async def test_regenerate_pressed_on_another_worker_answers_again(tmp_path: Path) -> None:
+    """The Regenerate button of an answer written by one worker, pressed through another."""
+    async with world(tmp_path) as (tg, ai, url, started):
+        ai.chat_scripts.extend([ChatScript(tokens=["First try."]), ChatScript(tokens=["Second try."])])
+        async with webhook_workers(tmp_path, tg, ai, url, started, 2) as post:
+            alice = tg.user("Alice", "alice")
+            chat = tg.private_chat(alice)
+
+            def finished(start: int) -> Any:
+                return tg.wait_for(
+                    lambda r: (
+                        _in(chat["id"], "sendMessage", "editMessageText", "editMessageReplyMarkup")(r)
+                        and "regen" in str(r.params.get("reply_markup"))
+                    ),
+                    20,
+                    start=start,
+                )
+
+            await post[0](tg.user_message(chat, alice, "A joke please"))
+            done = await finished(0)
+            mark = len(tg.requests)
+            await post[1](tg.callback_query(alice, done.result, "regen"), "callback_query")
+            await finished(mark)
+            for process in started:
+                assert 0 == await process.stop()
+        bodies = [r.json["messages"] for r in ai.requests_to("/api/chat-completions/")]
+        texts = tg.messages_in(chat["id"], from_bot=True)
+    assert 2 == len(bodies)
+    assert bodies[0] == bodies[1]
+    assert ["First try.", "Second try."] == texts
+
+
+async def test_three_workers_answer_chats_and_groups_with_an_exact_ledger(tmp_path: Path) -> None:
+    """Three webhook workers behind a round robin, Redis sharing the budgets: every answer of six
+    private chats and three groups completes, no 429, and each member is charged exactly the
+    fake's reported usage, to the micro-dollar."""
+    await forget_shared_limits()
+    tokens = [f"w{i} " for i in range(30)]
+    async with world(tmp_path) as (tg, ai, url, started):
+        ai.chat_scripts.extend(ChatScript(tokens=tokens, delay=0.005, usage=USAGE) for _ in range(9))
+        async with webhook_workers(tmp_path, tg, ai, url, started, 3) as post:
+            users = [tg.user(f"User{i}", f"user{i}") for i in range(9)]
+            chats = [tg.private_chat(user) for user in users[:6]] + [tg.group(f"Group {i}") for i in range(3)]
+            for index, (user, chat) in enumerate(zip(users, chats, strict=True)):
+                text = "Please write" if index < 6 else "/ask Please write"
+                await post[index % 3](tg.user_message(chat, user, text))
+            for chat in chats:
+                await tg.wait_for(
+                    lambda r, chat=chat: (
+                        _in(chat["id"], "sendMessage", "editMessageText", "editMessageReplyMarkup")(r)
+                        and "regen" in str(r.params.get("reply_markup"))
+                    ),
+                    60,
+                )
+            for process in started:
+                assert 0 == await process.stop()
+        answers = [" ".join(tg.messages_in(chat["id"], from_bot=True)).split() for chat in chats]
+        ledgers = [await reservations_of(url, Account("telegram", str(user["id"]))) for user in users]
+
+    cost = PriceTable().chat_cost(MODEL, USAGE)
+    assert [] == tg.violations, "a 429 from the fake Telegram"
+    assert all(words == "".join(tokens).split() for words in answers)
+    assert [([cost], [], GRANT_MICRO - cost)] * 9 == [
+        ([r.charged for r in settled], still_open, balance) for settled, still_open, balance in ledgers
+    ]
