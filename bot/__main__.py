@@ -35,7 +35,7 @@ from bot.logs import configure_logging
 from bot.maintenance import prune_until
 from bot.minitoolai.client import ClientTimeouts, MiniToolAIClient
 from bot.minitoolai.prices import PriceTable, parse_price_overrides
-from bot.ports import Account, Actor, Adapter, AnswerGate, Place, SharedLimits, SharedLock, Store
+from bot.ports import Account, Actor, Adapter, AnswerGate, Place, SharedLimits, SharedLock, SharedSlots, Store
 from bot.preferences import ChatDefaults, Preferences
 from bot.settings import MISSING_KEY_HELP, Settings, load_settings
 
@@ -146,8 +146,14 @@ def build_core(
     tokens: TokenCounter,
     gate: AnswerGate | None = None,
     shared_lock: SharedLock | None = None,
+    shared_slots: SharedSlots | None = None,
 ) -> Core:
-    credits = CreditService(store, price_table(settings), credit_policy(settings), shared_lock=shared_lock)
+    credits = CreditService(
+        store,
+        price_table(settings),
+        credit_policy(settings),
+        shared_lock=shared_lock,
+    )
     defaults = ChatDefaults(
         model=settings.default_chat_model,
         system_prompt=settings.default_system_prompt,
@@ -161,7 +167,7 @@ def build_core(
         max_context_tokens=settings.max_context_tokens,
     )
     chat = ConversationService(store, client, credits, prefs, tokens, limits, gate)
-    images = ImageService(store, client, credits, prefs, image_config(settings))
+    images = ImageService(store, client, credits, prefs, image_config(settings), shared_slots=shared_slots)
     return Core(
         chat=chat, credits=credits, prefs=prefs, commands=Commands(chat, credits, prefs), images=images
     )
@@ -321,7 +327,7 @@ async def _serve_with(
     # With REDIS_URL the platforms' rate budgets and the pool's daily cap check are shared by
     # every process; else per process.
     limits = await storage.open_shared_limits(settings.redis_url) if settings.redis_url else None
-    core = build_core(settings, store, client, tokens, gate, None if limits is None else limits.lock)
+    core = build_core(settings, store, client, tokens, gate, limits.lock if limits else None, limits)
     try:
         if gate is not None:
             chat = core.chat

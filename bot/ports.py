@@ -408,6 +408,16 @@ class SharedLimits(Protocol):
         """The platform said wait: nothing of ``name`` goes for ``seconds``, in any process."""
 
 
+class SharedSlots(Protocol):
+    """Named sets of slots every process shares (Redis): a limit on things in progress."""
+
+    async def take(self, name: str, member: str, limit: int | None, ttl: float) -> bool:
+        """Add ``member`` to ``name`` unless it already holds ``limit`` members (None: no limit);
+        True if it is in now. A member not given back leaves after ``ttl`` seconds."""
+
+    async def give(self, name: str, member: str) -> None: ...
+
+
 # A lock every process shares, by name (Redis, with ``REDIS_URL``): ``async with lock("name"):``.
 SharedLock = Callable[[str], AbstractAsyncContextManager[None]]
 

@@ -54,6 +54,21 @@ return 1
 """
 
 
+# KEYS[1]: a set of slots; ARGV: limit (or -1: none), member, ttl ms. 1 if the member holds a slot.
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then
+  local limit = tonumber(ARGV[1])
+  if limit >= 0 and redis.call('ZCARD', KEYS[1]) >= limit then return 0 end
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[3])))
+return 1
+"""
+
+
 class RedisLimits:
     """Shared budgets: ``await reserve([(name, interval_s), ...])`` -> seconds to wait."""
 
@@ -62,6 +77,7 @@ class RedisLimits:
         self._prefix = prefix
         self._reserve = client.register_script(_RESERVE)
         self._hold = client.register_script(_HOLD)
+        self._take = client.register_script(_TAKE)
 
     async def reserve(self, budgets: Sequence[tuple[str, float]]) -> float:
         if not budgets:
@@ -81,6 +97,20 @@ class RedisLimits:
             await self._hold(keys=[self._prefix + name], args=[f"{seconds * 1000:.3f}"])
         except RedisError as exc:
             logger.warning("shared limits unavailable (%s)", type(exc).__name__)
+
+    async def take(self, name: str, member: str, limit: int | None, ttl: float) -> bool:
+        try:
+            args: list[str | int] = [-1 if limit is None else limit, member, f"{ttl * 1000:.0f}"]
+            return bool(await self._take(keys=[self._prefix + "slots:" + name], args=args))
+        except RedisError as exc:
+            logger.warning("shared slots unavailable (%s); this process's limit only", type(exc).__name__)
+            return True
+
+    async def give(self, name: str, member: str) -> None:
+        try:
+            await self._client.zrem(self._prefix + "slots:" + name, member)
+        except RedisError as exc:
+            logger.warning("shared slots unavailable (%s)", type(exc).__name__)
 
     @contextlib.asynccontextmanager
     async def lock(self, name: str) -> AsyncIterator[None]:

@@ -56,7 +56,16 @@ from bot.minitoolai.types import (
     JobFailedStatus,
     JobStatus,
 )
-from bot.ports import UNFINISHED_JOB_STATES, Account, ImageJob, ImageJobStore, JobState, Place, Reservation
+from bot.ports import (
+    UNFINISHED_JOB_STATES,
+    Account,
+    ImageJob,
+    ImageJobStore,
+    JobState,
+    Place,
+    Reservation,
+    SharedSlots,
+)
 from bot.preferences import Preferences
 
 __all__ = [
@@ -211,7 +220,9 @@ class ImageService:
         *,
         clock: Clock = utcnow,
         sleep: Sleep = asyncio.sleep,
+        shared_slots: SharedSlots | None = None,
     ) -> None:
+        self._shared_slots = shared_slots  # REDIS_URL: the per-user limit across processes
         self._store = store
         self._client = client
         self._credits = credits
@@ -290,10 +301,13 @@ class ImageService:
         self._check_open()
         params = await self._resolve(place, options, is_admin=is_admin)
         self._take_slot(user)
+        job_id = uuid.uuid4().hex
         try:
-            return await self._create(user, place, params, surface)
+            await self._take_shared_slot(user, job_id)
+            return await self._create(user, place, params, surface, job_id)
         except BaseException:
             self._give_slot(user)
+            await self._give_shared_slot(user, job_id)
             raise
 
     async def regenerate(
@@ -349,6 +363,26 @@ class ImageService:
         self._per_user[user] += 1
         self._idle.clear()
 
+    async def _take_shared_slot(self, user: Account, job_id: str) -> None:
+        """With several processes (REDIS_URL): the same limit counted across all of them."""
+        if self._shared_slots is None:
+            return
+        key = f"images:{user.platform}:{user.holder}"
+        if not await self._shared_slots.take(key, job_id, self.config.per_user_limit, self._slot_ttl()):
+            limit = self.config.per_user_limit
+            raise QueueFull(
+                f"You already have {limit} image {'request' if limit == 1 else 'requests'} waiting. "
+                "Please wait for one to finish before asking for another."
+            )
+
+    async def _give_shared_slot(self, user: Account, job_id: str) -> None:
+        if self._shared_slots is not None:
+            await self._shared_slots.give(f"images:{user.platform}:{user.holder}", job_id)
+
+    def _slot_ttl(self) -> float:
+        # A slot of a process that died frees itself: well after any job could have ended.
+        return 2 * self.config.deadline + 600
+
     def _give_slot(self, user: Account) -> None:
         self._per_user[user] -= 1
         if self._per_user[user] <= 0:
@@ -357,9 +391,8 @@ class ImageService:
             self._idle.set()
 
     async def _create(
-        self, user: Account, place: Place, params: ImageParams, surface: ImageSurface
+        self, user: Account, place: Place, params: ImageParams, surface: ImageSurface, job_id: str
     ) -> ImageJob:
-        job_id = uuid.uuid4().hex
         job = ImageJob(
             id=job_id,
             requester=user,
@@ -426,6 +459,9 @@ class ImageService:
             surface = factory.for_job(job)
             self._surfaces[job.id] = surface
             self._per_user[job.requester] += 1
+            if self._shared_slots is not None:  # taken over: its slot (keyed by the job) stays counted
+                key = f"images:{job.requester.platform}:{job.requester.holder}"
+                await self._shared_slots.take(key, job.id, None, self._slot_ttl())
             self._idle.clear()
             if job.progress_message is None:
                 text = self._queued_text(self._position_if_added(job))
@@ -522,6 +558,7 @@ class ImageService:
                 self._surfaces.pop(job.id, None)
                 self._give_slot(job.requester)
                 self._pump()
+                await self._give_shared_slot(job.requester, job.id)
 
     # ------------------------------------------------------------ one job
 
