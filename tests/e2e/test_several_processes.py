@@ -491,3 +491,77 @@ async def test_three_workers_answer_chats_and_groups_with_an_exact_ledger(tmp_pa
     assert [([cost], [], GRANT_MICRO - cost)] * 9 == [
         ([r.charged for r in settled], still_open, balance) for settled, still_open, balance in ledgers
     ]
+
+
+async def test_two_discord_shard_processes_each_answer_their_own_guild(tmp_path: Path) -> None:
+    """DISCORD_SHARD_COUNT=2 with shard 0 in one process and shard 1 in another: each guild's
+    mention is answered once, by the process holding its shard, and charged exactly once."""
+    from tests.fakes.discord import DiscordLimits, FakeDiscord
+    from tests.fakes.discord_models import PRIVILEGED_INTENTS, SnowflakeFactory
+
+    async with (
+        postgres_database() as url,
+        FakeMiniToolAI() as ai,
+        FakeDiscord(limits=DiscordLimits.fast(), approved_intents=PRIVILEGED_INTENTS) as dc,
+    ):
+        # Snowflakes of an even and an odd millisecond in the past: shards 0 and 1 of 2, and never
+        # equal to an id the fake makes from now on.
+        past = (SnowflakeFactory().next() >> 22) - 10
+        guilds = [dc.guild(f"Guild {shard}", guild_id=(past - past % 2 + shard) << 22) for shard in (0, 1)]
+        channels = [dc.text_channel(guild, "general") for guild in guilds]
+        users = [dc.user("alice"), dc.user("bob")]
+        ai.chat_scripts.extend(
+            ChatScript(tokens=["Hello ", "from ", "a shard."], usage=USAGE) for _ in range(2)
+        )
+        started: list[BotProcess] = []
+        try:
+            for shard in (0, 1):
+                env = process_env(
+                    url,
+                    MINITOOLAI_API_KEY=ai.api_key,
+                    MINITOOLAI_BASE_URL=ai.base_url,
+                    DISCORD_TOKEN=dc.token,
+                    DISCORD_API_BASE_URL=dc.api_base,
+                    DISCORD_GATEWAY_URL=dc.gateway_url,
+                    DISCORD_SHARD_COUNT="2",
+                    DISCORD_SHARD_IDS=str(shard),
+                    STARTING_GRANT_USD=str(GRANT),
+                )
+                await start(started, f"shard{shard}", tmp_path, env)
+
+            def ready() -> bool:
+                created = {
+                    int(frame["d"]["id"])
+                    for session in dc.gateway.sessions.values()
+                    if session.connection is not None
+                    for frame in session.history
+                    if frame["t"] == "GUILD_CREATE"
+                }
+                return created >= {g.id for g in guilds}
+
+            await dc.wait_for(ready, 30)
+            for channel, user in zip(channels, users, strict=True):
+                await dc.message_create(channel, user, f"<@{dc.bot_user.id}> hello there")
+            for channel in channels:
+                await dc.wait_for(
+                    lambda channel=channel: any(
+                        "mtai:regen:" in str(m.components) for m in dc.bot_messages(channel)
+                    ),
+                    30,
+                )
+            for process in started:
+                assert 0 == await process.stop()
+        finally:
+            for process in started:
+                await process.close()
+        answers = [[m.content for m in dc.bot_messages(channel)] for channel in channels]
+        shards = sorted(tuple(s.shard) for s in dc.gateway.sessions.values())
+        ledgers = [await reservations_of(url, Account("discord", str(user.id))) for user in users]
+
+    cost = PriceTable().chat_cost(MODEL, USAGE)
+    assert [(0, 2), (1, 2)] == shards
+    assert [["Hello from a shard."], ["Hello from a shard."]] == answers
+    assert 2 == len(ai.requests_to("/api/chat-completions/"))
+    assert [([cost], [], GRANT_MICRO - cost)] * 2 == [
+        ([r.charged for r in settled], still_open, balance) for settled, still_open, balance in ledgers
+    ]
