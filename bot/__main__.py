@@ -231,6 +231,7 @@ def build_adapters(
                     shard_ids=settings.shard_ids,
                     shard_count=settings.discord_shard_count,
                     message_content=settings.discord_message_content,
+                    shared_limits=shared_limits,
                 ),
             )
         )

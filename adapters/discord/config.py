@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.ports import SharedLimits
+
 
 @dataclass(frozen=True, slots=True)
 class DiscordConfig:
@@ -29,3 +31,5 @@ class DiscordConfig:
     interaction_window: float = 14 * 60.0
     # Bytes of one attached picture the bot downloads for the model.
     max_image_bytes: int = 10 * 1024 * 1024
+    # With REDIS_URL: the bot-wide budget shared by every shard process (None: per process).
+    shared_limits: SharedLimits | None = None

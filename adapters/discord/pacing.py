@@ -21,6 +21,7 @@ from types import SimpleNamespace
 import aiohttp
 
 from bot.display.streaming import PacingPolicy, TokenBucket
+from bot.ports import SharedLimits
 
 logger = logging.getLogger(__name__)
 
@@ -103,11 +104,24 @@ class GlobalGate:
     edits instead of 429s and a temporary ban).
     """
 
-    def __init__(self, per_second: float = GLOBAL_PER_SECOND) -> None:
+    def __init__(
+        self,
+        per_second: float = GLOBAL_PER_SECOND,
+        shared: SharedLimits | None = None,
+        name: str = "discord:global",
+    ) -> None:
         self._spacing = 1 / per_second
         self._next_at = float("-inf")
+        # Several shard processes (REDIS_URL): the bot-wide budget is booked in Redis by all of them.
+        self._shared = shared
+        self._name = name
 
     async def wait(self) -> None:
+        if self._shared is not None:
+            wait = await self._shared.reserve([(self._name, self._spacing)])
+            if wait > 0:
+                await asyncio.sleep(wait)  # our booked slot, whichever process books next
+            return
         now = time.monotonic()
         at = max(now, self._next_at)
         self._next_at = at + self._spacing  # the slot is taken now, so callers queue in order
@@ -118,10 +132,10 @@ class GlobalGate:
 class ChannelPacing:
     """One bucket per channel; every answer in a channel is paced by the same one."""
 
-    def __init__(self, book: RateBook) -> None:
+    def __init__(self, book: RateBook, gate: GlobalGate | None = None) -> None:
         self._book = book
         self._buckets: OrderedDict[int, TokenBucket] = OrderedDict()
-        self.gate = GlobalGate()
+        self.gate = gate or GlobalGate()
         book.subscribe(self)
 
     def policy(self) -> PacingPolicy:

@@ -565,3 +565,72 @@ async def test_two_discord_shard_processes_each_answer_their_own_guild(tmp_path:
     assert [([cost], [], GRANT_MICRO - cost)] * 2 == [
         ([r.charged for r in settled], still_open, balance) for settled, still_open, balance in ledgers
     ]
+
+
+async def test_two_discord_shard_processes_share_the_bot_wide_budget_through_redis(tmp_path: Path) -> None:
+    """Sixteen channels streaming at once across two shard processes: each paces itself at 45
+    requests a second, so alone the two would send 90 a second to a Discord allowing 60; booking
+    the bot-wide budget in Redis keeps them together within it (no 429)."""
+    from tests.fakes.discord import DiscordLimits, FakeDiscord
+    from tests.fakes.discord_models import PRIVILEGED_INTENTS, SnowflakeFactory
+
+    limits = DiscordLimits.fast(global_per_window=60, global_window=1.0)
+    tokens = [f"w{i} " for i in range(100)]
+    async with (
+        postgres_database() as url,
+        FakeMiniToolAI() as ai,
+        FakeDiscord(limits=limits, approved_intents=PRIVILEGED_INTENTS) as dc,
+    ):
+        past = (SnowflakeFactory().next() >> 22) - 10
+        guilds = [dc.guild(f"Guild {shard}", guild_id=(past - past % 2 + shard) << 22) for shard in (0, 1)]
+        channels = [dc.text_channel(guild, f"room{i}") for guild in guilds for i in range(8)]
+        alice = dc.user("alice")
+        ai.chat_scripts.extend(ChatScript(tokens=tokens, delay=0.01) for _ in channels)
+        started: list[BotProcess] = []
+        try:
+            for shard in (0, 1):
+                env = process_env(
+                    url,
+                    MINITOOLAI_API_KEY=ai.api_key,
+                    MINITOOLAI_BASE_URL=ai.base_url,
+                    DISCORD_TOKEN=dc.token,
+                    DISCORD_API_BASE_URL=dc.api_base,
+                    DISCORD_GATEWAY_URL=dc.gateway_url,
+                    DISCORD_SHARD_COUNT="2",
+                    DISCORD_SHARD_IDS=str(shard),
+                    STARTING_GRANT_USD=str(GRANT),
+                    REDIS_URL=REDIS_URL,
+                )
+                await start(started, f"shard{shard}", tmp_path, env)
+
+            def ready() -> bool:
+                created = {
+                    int(frame["d"]["id"])
+                    for session in dc.gateway.sessions.values()
+                    if session.connection is not None
+                    for frame in session.history
+                    if frame["t"] == "GUILD_CREATE"
+                }
+                return created >= {g.id for g in guilds}
+
+            await dc.wait_for(ready, 30)
+            await asyncio.gather(
+                *(dc.message_create(channel, alice, f"<@{dc.bot_user.id}> go") for channel in channels)
+            )
+            for channel in channels:
+                await dc.wait_for(
+                    lambda channel=channel: any(
+                        "mtai:regen:" in str(m.components) for m in dc.bot_messages(channel)
+                    ),
+                    60,
+                )
+            for process in started:
+                assert 0 == await process.stop()
+        finally:
+            for process in started:
+                await process.close()
+        answers = [" ".join(m.content for m in dc.bot_messages(channel)).split() for channel in channels]
+        refused = [v for v in dc.violations]
+
+    assert [] == refused, "a 429 from the fake Discord"
+    assert all(words == "".join(tokens).split() for words in answers)
