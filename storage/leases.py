@@ -149,8 +149,8 @@ class LeasesMixin:
             holder = await tx.fetchval(
                 "INSERT INTO answers (platform, scope, channel, owner, process) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (platform, scope, channel, owner) DO UPDATE SET process = excluded.process"
-                " WHERE NOT EXISTS (SELECT 1 FROM processes p WHERE p.id = answers.process"
-                " AND p.expires_at > ?) RETURNING process",
+                " WHERE answers.process = excluded.process OR NOT EXISTS (SELECT 1 FROM processes p"
+                " WHERE p.id = answers.process AND p.expires_at > ?) RETURNING process",
                 key.platform,
                 key.scope,
                 key.channel,
