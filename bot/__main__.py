@@ -13,7 +13,7 @@ import logging
 import secrets
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -28,6 +28,9 @@ from bot.access.service import AccessService
 from bot.chat.conversations import ChatLimits, ConversationService
 from bot.chat.tokens import TokenCounter
 from bot.commands import Commands, CreditCommands
+from bot.coordination.answers import SharedAnswers
+from bot.coordination.lease import ProcessLease
+from bot.coordination.supervise import supervise
 from bot.core import Core
 from bot.credits import CreditPolicy, CreditService
 from bot.credits.limits import BotLimits
@@ -45,13 +48,14 @@ from bot.ops.timing import TimedCalls
 from bot.payments.payload import derive_key
 from bot.payments.service import Allowed, StarsService, allow_everyone
 from bot.payments.values import StarPaymentStore, StarsOffer
-from bot.ports import Account, Actor, Adapter, Place, Store
+from bot.ports import Account, Actor, Adapter, AnswerGate, Place, SharedLimits, SharedLock, SharedSlots, Store
 from bot.preferences import ChatDefaults, Preferences
 from bot.settings import MISSING_KEY_HELP, Settings, load_settings
 
 logger = logging.getLogger("bot")
 
 MICRO = 1_000_000
+WEBHOOK_ROLE = "telegram:set-webhook"
 CLI_OWNER = Account("cli", "owner")
 # The person at the terminal runs the bot: its owner there (the console adapter's account).
 CONSOLE_OWNER = Account("console", "owner")
@@ -223,10 +227,19 @@ def build_core(
     tokens: TokenCounter,
     *,
     is_allowed: Allowed | None = None,
+    gate: AnswerGate | None = None,
+    shared_lock: SharedLock | None = None,
+    shared_slots: SharedSlots | None = None,
 ) -> Core:
-    """``is_allowed`` decides who may pay for credit: by default the owner's allow and block lists."""
+    """``is_allowed`` decides who may pay for credit (by default the owner's allow and block lists);
+    with several processes, ``gate`` keeps one answer per conversation across them and
+    ``shared_lock`` / ``shared_slots`` (Redis) make the pool's cap and the image limit exact."""
     credits = CreditService(
-        store, price_table(settings), credit_policy(settings), limits=bot_limits(settings)
+        store,
+        price_table(settings),
+        credit_policy(settings),
+        limits=bot_limits(settings),
+        shared_lock=shared_lock,
     )
     access = AccessService(store, access_lists(settings))
     payments = stars_service(settings, store, credits, is_allowed or may_pay(access))
@@ -247,8 +260,10 @@ def build_core(
     rates = RateLimits(
         messages_per_minute=settings.user_messages_per_minute, images_per_hour=settings.user_images_per_hour
     )
-    chat = ConversationService(store, client, credits, prefs, tokens, limits, rates=rates)
-    images = ImageService(store, client, credits, prefs, image_config(settings), rates=rates)
+    chat = ConversationService(store, client, credits, prefs, tokens, limits, rates=rates, gate=gate)
+    images = ImageService(
+        store, client, credits, prefs, image_config(settings), rates=rates, shared_slots=shared_slots
+    )
     return Core(
         chat=chat,
         credits=credits,
@@ -293,10 +308,16 @@ def image_config(settings: Settings) -> ImageConfig:
     )
 
 
-def build_adapters(settings: Settings, core: Core) -> list[Adapter]:
+def build_adapters(
+    settings: Settings,
+    core: Core,
+    claim_role: Callable[[str], Awaitable[bool]] | None = None,
+    shared_limits: SharedLimits | None = None,
+) -> list[Adapter]:
     """Every platform whose token is set; the terminal chat when there is none.
 
     Adapters are imported only when used, so an owner of a Telegram bot never loads discord.py.
+    ``claim_role`` (the store's) lets one process of several do what is done once for all.
     """
     adapters: list[Adapter] = []
     if settings.telegram_token is not None:
@@ -314,6 +335,8 @@ def build_adapters(settings: Settings, core: Core) -> list[Adapter]:
                     webhook_secret=secret.get_secret_value() if secret else None,
                     webhook_listen=settings.telegram_webhook_listen,
                     pace_scale=settings.telegram_pace_scale,
+                    claim_webhook=None if claim_role is None else lambda: claim_role(WEBHOOK_ROLE),
+                    shared_limits=shared_limits,
                 ),
             )
         )
@@ -331,6 +354,7 @@ def build_adapters(settings: Settings, core: Core) -> list[Adapter]:
                     shard_ids=settings.shard_ids,
                     shard_count=settings.discord_shard_count,
                     message_content=settings.discord_message_content,
+                    shared_limits=shared_limits,
                 ),
             )
         )
@@ -339,6 +363,25 @@ def build_adapters(settings: Settings, core: Core) -> list[Adapter]:
 
         adapters.append(ConsoleAdapter(core))
     return adapters
+
+
+def check_webhook(settings: Settings) -> None:
+    """A webhook needs one secret shared by every worker behind its URL: Telegram sends it with
+    each post, and a worker that made up its own would refuse the posts meant for another."""
+    if settings.telegram_webhook_url is None:
+        return
+    secret = settings.telegram_webhook_secret
+    if secret is None:
+        raise ConfigError(
+            "TELEGRAM_WEBHOOK_URL is set but TELEGRAM_WEBHOOK_SECRET is not. Every worker behind the "
+            "webhook must check the same secret: add a line TELEGRAM_WEBHOOK_SECRET=<32 or more letters, "
+            "digits, _ or -> to .env (the same for every worker)."
+        )
+    value = secret.get_secret_value()
+    if not 1 <= len(value) <= 256 or not all(c.isascii() and (c.isalnum() or c in "_-") for c in value):
+        raise ConfigError(
+            "TELEGRAM_WEBHOOK_SECRET must be 1 to 256 letters, digits, _ or - (Telegram's rule)."
+        )
 
 
 @asynccontextmanager
@@ -360,41 +403,101 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """
     if settings.minitoolai_api_key is None:
         raise ConfigError(MISSING_KEY_HELP)
+    check_webhook(settings)
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+    api_key = settings.minitoolai_api_key.get_secret_value()
+    # Each streaming answer holds one MiniToolAI connection for its whole length: aiohttp's
+    # default pool of 100 would make the 101st concurrent answer wait for a free one.
+    connector = aiohttp.TCPConnector(limit=0)
+    metrics.set_enabled(bool(settings.metrics_listen))
+    # SQLite: this process alone (a second one is refused); PostgreSQL: shared through leases.
+    with storage.process_lock(settings.database_url) as exclusive:
+        async with open_store(settings) as raw_store, aiohttp.ClientSession(connector=connector) as http:
+            # With metrics on, every store call is timed (db_call_seconds); storage knows nothing of it.
+            store = cast(Store, TimedCalls(raw_store)) if settings.metrics_listen else raw_store
+            await _serve_with(settings, stop, store, http, api_key, exclusive=exclusive)
+    logger.info("stopped cleanly")
+
+
+async def _serve_with(
+    settings: Settings,
+    stop: asyncio.Event,
+    store: Store,
+    http: aiohttp.ClientSession,
+    api_key: str,
+    *,
+    exclusive: bool,
+) -> None:
+    """Build the core over an open store and run the adapters (see ``serve``)."""
     timeouts = ClientTimeouts(
         connect=settings.minitoolai_connect_timeout,
         first_token=settings.minitoolai_first_token_timeout,
         idle=settings.minitoolai_idle_timeout,
         total=settings.minitoolai_total_timeout,
     )
-    # Each streaming answer holds one MiniToolAI connection for its whole length: aiohttp's
-    # default pool of 100 would make the 101st concurrent answer wait for a free one.
-    connector = aiohttp.TCPConnector(limit=0)
-    metrics.set_enabled(bool(settings.metrics_listen))
-    async with open_store(settings) as raw_store, aiohttp.ClientSession(connector=connector) as http:
-        # With metrics on, every store call is timed (db_call_seconds); storage knows nothing of it.
-        store = cast(Store, TimedCalls(raw_store)) if settings.metrics_listen else raw_store
-        client = MiniToolAIClient(
-            http,
-            base_url=settings.minitoolai_base_url,
-            api_key=settings.minitoolai_api_key.get_secret_value(),
-            timeouts=timeouts,
-        )
-        tokens = TokenCounter()
-        await tokens.try_tiktoken()  # exact counts when tiktoken and its cached encoding are there
-        core = build_core(settings, store, client, tokens)
-        await core.access.load()  # the stored overrides, kept in memory from here on
-        # Image holds of jobs that will resume stay open; the rest are settled or released.
-        report = await core.credits.recover(core.images.recovery_resolver())
-        if report.settled or report.released:
-            logger.info("resolved reservations left open: %s", report)
-        adapters = build_adapters(settings, core)
-        logger.info("starting %s", ", ".join(a.name for a in adapters))
-        watch_health(core, store)
+    client = MiniToolAIClient(
+        http,
+        base_url=settings.minitoolai_base_url,
+        api_key=api_key,
+        timeouts=timeouts,
+    )
+    tokens = TokenCounter()
+    await tokens.try_tiktoken()  # exact counts when tiktoken and its cached encoding are there
+    # Several processes (PostgreSQL): one answer per conversation across them, Stop reaching
+    # the process writing the answer (LISTEN/NOTIFY). None on SQLite: one process.
+    signals = storage.open_signals(settings.database_url)
+    gate = None if signals is None else SharedAnswers(store, signals, store.process_id)
+    # With REDIS_URL the platforms' rate budgets and the pool's daily cap check are shared by
+    # every process; else per process.
+    limits = await storage.open_shared_limits(settings.redis_url) if settings.redis_url else None
+    core = build_core(
+        settings,
+        store,
+        client,
+        tokens,
+        gate=gate,
+        shared_lock=limits.lock if limits else None,
+        shared_slots=limits,
+    )
+    await core.access.load()  # the stored overrides, kept in memory from here on
+    try:
+        if gate is not None:
+            chat = core.chat
+            await gate.start(lambda place, user, admin: chat.stop(place, user, is_admin=admin))
+        adapters = build_adapters(settings, core, store.claim_role, limits)  # importing them takes a while
+        await _run_adapters(settings, stop, store, core, adapters, exclusive=exclusive)
+    finally:
+        if limits is not None:
+            await limits.close()
+        if signals is not None:
+            await signals.close()
+
+
+async def _run_adapters(
+    settings: Settings,
+    stop: asyncio.Event,
+    store: Store,
+    core: Core,
+    adapters: list[Adapter],
+    *,
+    exclusive: bool,
+) -> None:
+    # This process's lease; then the holds of processes whose lease expired (all the holds a
+    # previous run left, on SQLite) are settled or released. Holds of image jobs that will
+    # resume stay open; the jobs are claimed when their platform's adapter resumes them.
+    lease = ProcessLease(
+        store, core.credits, core.images, ttl=settings.process_lease_seconds, exclusive=exclusive
+    )
+    report = await lease.start()
+    if report.settled or report.released:
+        logger.info("resolved reservations left open: %s", report)
+    logger.info("starting %s", ", ".join(a.name for a in adapters))
+    watch_health(core, store)
+    try:
         # Each adapter registers its image surfaces and calls images.resume() once connected.
         async with (
             core.images,
@@ -404,9 +507,11 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         ):
             group.create_task(core.health.record_links(store, stop), name="health-record")
             for adapter in adapters:
-                group.create_task(adapter.run(stop), name=adapter.name)
+                # Each platform on its own: one failing is retried while the others serve.
+                group.create_task(supervise(adapter, stop, alone=len(adapters) == 1), name=adapter.name)
             # Image work stops first, while the adapters' connections are still open.
             group.create_task(_close_on(stop, core.images), name="images-close")
+            group.create_task(lease.run(stop), name="lease")
             group.create_task(
                 prune_until(
                     stop,
@@ -418,7 +523,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             )
             group.create_task(core.access.refresh_until(stop), name="access-refresh")
         await core.health.save(store)  # each platform's last state, for `python -m bot status`
-    logger.info("stopped cleanly")
+    finally:
+        await lease.close()  # last: until here this process was finishing its own work
 
 
 @asynccontextmanager

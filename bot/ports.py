@@ -13,7 +13,8 @@ Identity and places are plain strings so that every platform fits: a Discord gui
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -382,6 +383,103 @@ class ImageJobStore(Protocol):
     async def unfinished_jobs(self) -> list[ImageJob]:
         """Jobs in ``UNFINISHED_JOB_STATES``, oldest first, so a restarted bot resumes them."""
 
+    async def claim_unfinished_jobs(self, platforms: Sequence[str]) -> list[ImageJob]:
+        """Unfinished jobs of ``platforms`` that no live process owns, now owned by this one
+        (with their holds), atomically: two processes never claim the same job. Oldest first."""
+
+    async def holds_job(self, job_id: str) -> bool:
+        """True while this process owns ``job_id`` and its lease has not lapsed (checked before
+        submitting, posting or failing it)."""
+
+
+# ---------------------------------------------------------------- processes (several on one database)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    id: str
+    host: str
+    pid: int
+
+
+class LeaseStore(Protocol):
+    """This process's identity and heartbeat lease; holds and jobs it made carry its id."""
+
+    process_id: str
+
+    async def register_process(self, *, ttl: float, host: str, pid: int) -> None: ...
+
+    async def renew_lease(self, *, ttl: float) -> bool:
+        """Push the lease ``ttl`` seconds ahead; False if it had already lapsed (others may have
+        taken this process's work: it must stop)."""
+
+    async def end_lease(self) -> None:
+        """At a clean stop: what is left becomes others' to take over at once."""
+
+    async def end_other_leases(self) -> None:
+        """Only when no other process can use the database (SQLite, locked): the others are dead."""
+
+    async def live_processes(self) -> list[ProcessInfo]: ...
+
+    async def claim_reservations(self) -> list[Reservation]:
+        """Open reservations that no live process owns, now owned by this one, atomically."""
+
+    async def claim_role(self, name: str) -> bool:
+        """Hold the role ``name`` (work one process does for all) unless a live process holds it;
+        True if this process holds it now."""
+
+
+class AnswerStore(Protocol):
+    """Which process is writing an answer in which conversation (one at a time across processes)."""
+
+    async def take_answer(self, key: ConversationKey) -> bool:
+        """Become the one process answering in ``key``, unless a live process already is."""
+
+    async def end_answer(self, key: ConversationKey) -> None: ...
+
+    async def answering_processes(self, place: Place) -> list[str]:
+        """Live processes writing an answer in ``place`` (any conversation of it)."""
+
+
+class AnswerGate(Protocol):
+    """How the chat service keeps one answer per conversation across processes and reaches
+    the process writing an answer to stop it (``bot.coordination.answers``)."""
+
+    async def acquire(self, key: ConversationKey) -> None:
+        """Wait until no other process is answering in ``key``, then hold it."""
+
+    async def release(self, key: ConversationKey) -> None: ...
+
+    async def stop_elsewhere(self, place: Place, user: Account, *, is_admin: bool) -> bool:
+        """Ask the process writing an answer in ``place`` to stop it; True if it stopped one."""
+
+    async def answering_elsewhere(self, place: Place) -> bool: ...
+
+
+class SharedLimits(Protocol):
+    """Rate budgets several processes share (Redis, with ``REDIS_URL``; ``storage.redis``)."""
+
+    async def reserve(self, budgets: Sequence[tuple[str, float]]) -> float:
+        """Book the next slot in every ``(name, interval seconds)`` budget at once; the seconds to
+        wait before going (0: go now). Without the shared server: 0, pacing stays per process."""
+
+    async def hold(self, name: str, seconds: float) -> None:
+        """The platform said wait: nothing of ``name`` goes for ``seconds``, in any process."""
+
+
+class SharedSlots(Protocol):
+    """Named sets of slots every process shares (Redis): a limit on things in progress."""
+
+    async def take(self, name: str, member: str, limit: int | None, ttl: float) -> bool:
+        """Add ``member`` to ``name`` unless it already holds ``limit`` members (None: no limit);
+        True if it is in now. A member not given back leaves after ``ttl`` seconds."""
+
+    async def give(self, name: str, member: str) -> None: ...
+
+
+# A lock every process shares, by name (Redis, with ``REDIS_URL``): ``async with lock("name"):``.
+SharedLock = Callable[[str], AbstractAsyncContextManager[None]]
+
 
 # ---------------------------------------------------------------- access (who and where)
 
@@ -426,7 +524,16 @@ class AccessStore(Protocol):
     async def put_channel_switches(self, place: Place, switches: ChannelSwitches) -> None: ...
 
 
-class Store(ConversationStore, SettingsStore, LedgerStore, ImageJobStore, AccessStore, Protocol):
+class Store(
+    ConversationStore,
+    SettingsStore,
+    LedgerStore,
+    ImageJobStore,
+    AccessStore,
+    LeaseStore,
+    AnswerStore,
+    Protocol,
+):
     """Everything the core persists, behind one object with one lifetime."""
 
     async def close(self) -> None: ...

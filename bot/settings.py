@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     # --- storage
     database_url: str = "sqlite:///data/bot.sqlite3"
 
+    # --- several processes (PostgreSQL)
+    process_lease_seconds: float = Field(30.0, gt=0, le=3600)
+    redis_url: str | None = None
+
     # --- credits (amounts in dollars; the core works in integer micro-dollars)
     starting_grant_usd: Decimal = Field(Decimal("0.25"), ge=0)
     allowance_usd: Decimal = Field(Decimal("0"), ge=0)
@@ -126,6 +130,13 @@ class Settings(BaseSettings):
     @classmethod
     def _check_webhook_url(cls, value: str | None) -> str | None:
         return None if not value else _http_url(value, schemes=("https",))
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected redis://host:port/db (or rediss:// for TLS)")
+        return value or None
 
     @field_validator("discord_gateway_url")
     @classmethod

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import sys
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from adapters.discord.commands import CommandSet
 from adapters.discord.config import DiscordConfig
 from adapters.discord.images import ImageFlows
 from adapters.discord.messages import MessageFlows
-from adapters.discord.pacing import ChannelPacing, RateBook
+from adapters.discord.pacing import ChannelPacing, GlobalGate, RateBook
 from adapters.discord.places import PLATFORM
 from adapters.discord.private import DiscordPrivate
 from adapters.discord.replies import log_error
@@ -79,7 +80,11 @@ class DiscordAdapter:
         self._core = core
         self._config = config
         self._rates = RateBook(config.edit_interval)
-        self._pacing = ChannelPacing(self._rates)
+        # A channel's route belongs to one process (its guild's shard); the bot-wide budget is
+        # shared by every shard process through Redis when REDIS_URL is set.
+        namespace = hashlib.sha256(config.token.encode()).hexdigest()[:16]  # per bot, not the token
+        gate = GlobalGate(shared=config.shared_limits, name=f"discord:{namespace}:global")
+        self._pacing = ChannelPacing(self._rates, gate)
         # A text bot needs no voice: discord.py's start-up warnings about voice libraries are noise.
         logging.getLogger("discord.client").addFilter(_not_about_voice)
 

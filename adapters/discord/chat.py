@@ -112,9 +112,10 @@ class ChatFlows:
 
     async def stop(self, interaction: discord.Interaction, channel_id: int, asker_id: int) -> None:
         place = interaction_place(interaction)
-        # Manage Server here, and BOT_ADMIN_IDS everywhere, may stop someone else's answer.
+        # Manage Server here, and BOT_ADMIN_IDS everywhere, may stop someone else's answer, which
+        # may be streaming in another shard's process.
         is_admin = self._core.prefs.is_admin(interaction_actor(interaction))
-        stopped = self._core.chat.stop(place, account(interaction.user), is_admin=is_admin)
+        stopped = await self._core.chat.stop_anywhere(place, account(interaction.user), is_admin=is_admin)
         if stopped:
             await interaction.response.defer()  # the answer itself shows "Stopped."
         elif interaction.user.id != asker_id and not is_admin:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.chat.attachments import MAX_UPLOAD_BYTES
+from bot.ports import SharedLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +32,5 @@ class DiscordConfig:
     interaction_window: float = 14 * 60.0
     # Bytes of one attached file (picture or document) the bot downloads for the model.
     max_image_bytes: int = MAX_UPLOAD_BYTES
+    # With REDIS_URL: the bot-wide budget shared by every shard process (None: per process).
+    shared_limits: SharedLimits | None = None

@@ -28,6 +28,7 @@ import aiohttp
 
 from bot.display.streaming import PacingPolicy, TokenBucket, Urgency
 from bot.ops import metrics
+from bot.ports import SharedLimits
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +168,8 @@ class GlobalGate:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        shared: SharedLimits | None = None,
+        name: str = "discord:global",
     ) -> None:
         self.per_window = per_window
         self.window = window
@@ -177,6 +180,10 @@ class GlobalGate:
         self._order = itertools.count()
         self._changed = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
+        # Several shard processes (REDIS_URL): besides this process's own order, every request
+        # books its slot of the bot-wide budget in Redis, shared by all of them.
+        self._shared = shared
+        self._name = name
 
     def _free_at(self, now: float) -> float:
         """When the next request may go (``now`` if one may go now)."""
@@ -222,6 +229,18 @@ class GlobalGate:
 
     async def wait(self, urgency: Urgency) -> Ticket:
         """Wait for a turn; make the request inside ``with making(ticket):``."""
+        ticket = await self._turn(urgency)
+        if self._shared is not None:
+            try:
+                delay = await self._shared.reserve([(self._name, self.window / self.per_window)])
+                if delay > 0:
+                    await self._sleep(delay)  # our booked slot, whichever process books next
+            except BaseException:
+                ticket.close()
+                raise
+        return ticket
+
+    async def _turn(self, urgency: Urgency) -> Ticket:
         now = self.now()
         if not self._queue and self._free_at(now) <= now:
             return self._grant(now)
@@ -280,10 +299,10 @@ def making(ticket: Ticket) -> Iterator[Ticket]:
 class ChannelPacing:
     """One bucket per channel; every answer in a channel is paced by the same one."""
 
-    def __init__(self, book: RateBook) -> None:
+    def __init__(self, book: RateBook, gate: GlobalGate | None = None) -> None:
         self._book = book
         self._buckets: OrderedDict[int, TokenBucket] = OrderedDict()
-        self.gate = GlobalGate()
+        self.gate = gate or GlobalGate()
         book.subscribe(self)
 
     def trace_config(self) -> aiohttp.TraceConfig:

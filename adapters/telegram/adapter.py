@@ -14,7 +14,7 @@ import hmac
 import json
 import logging
 import os
-import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -38,6 +38,7 @@ from adapters.telegram.transport import AiohttpRequest
 from bot.core import Core
 from bot.errors import ConfigError, PlatformUnavailable
 from bot.ops import context as ops_context
+from bot.ports import SharedLimits
 
 __all__ = ["SECRET_HEADER", "TelegramAdapter", "TelegramConfig"]
 
@@ -62,6 +63,10 @@ class TelegramConfig:
     webhook_url: str | None = None
     webhook_secret: str | None = None
     webhook_listen: str = "0.0.0.0:8443"
+    # With several workers: True for the one process that registers the webhook (None: always).
+    claim_webhook: Callable[[], Awaitable[bool]] | None = None
+    # With REDIS_URL: budgets shared by every process of this bot (None: per process).
+    shared_limits: SharedLimits | None = None
     pace_scale: float = 1.0
     poll_timeout: float = 30.0
     max_concurrent_updates: int = 256  # python-telegram-bot's default for concurrent updates
@@ -151,7 +156,13 @@ class TelegramAdapter:
             .concurrent_updates(self._config.max_concurrent_updates)
             .update_queue(queue)
             # The bot-wide 30 per second; per-chat pacing is ChatPacing's job.
-            .rate_limiter(BotWideLimiter(scale))
+            .rate_limiter(
+                BotWideLimiter(
+                    scale,
+                    shared=self._config.shared_limits,
+                    namespace=f"telegram:{self._config.token.split(':', 1)[0]}",
+                )
+            )
         )
         if self._config.webhook_url:
             builder = builder.updater(None)
@@ -183,8 +194,10 @@ class TelegramAdapter:
     async def _serve_webhook(self, app: Application, stop: asyncio.Event) -> None:
         url = self._config.webhook_url
         assert url is not None
-        # Without a configured secret, a fresh one per start: the header is checked either way.
-        secret = self._config.webhook_secret or secrets.token_urlsafe(32)
+        # One secret shared by every worker (required at start): the header is always checked.
+        secret = self._config.webhook_secret
+        if not secret:
+            raise ConfigError("TELEGRAM_WEBHOOK_SECRET must be set when TELEGRAM_WEBHOOK_URL is set.")
         host, _, port = self._config.webhook_listen.rpartition(":")
         path = urlsplit(url).path or "/"
         web_app = web.Application()
@@ -193,7 +206,12 @@ class TelegramAdapter:
         await runner.setup()
         try:
             await web.TCPSite(runner, host, int(port)).start()
-            await app.bot.set_webhook(url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
+            claim = self._config.claim_webhook
+            if claim is None or await claim():
+                await app.bot.set_webhook(url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
+                logger.info("Telegram: webhook registered for %s", url)
+            else:
+                logger.info("Telegram: another process registers the webhook; this one receives its posts")
             logger.info("Telegram: receiving updates by webhook on %s%s", self._config.webhook_listen, path)
             await stop.wait()
         finally:

@@ -438,13 +438,17 @@ class Handlers:
     # ------------------------------------------------------------ shared
 
     async def _stop(self, bot: Bot, who: Incoming, message: Message | None) -> bool:
-        if self._core.chat.stop(who.place, who.user):
+        # *_anywhere: the answer may be streaming in another worker process.
+        if await self._core.chat.stop_anywhere(who.place, who.user):
             return True
-        if not self._core.chat.is_answering(who.place):
+        if not await self._core.chat.is_answering_anywhere(who.place):
             return False
         actor = await self._actor(bot, message, who)
-        # The chat's admins, and BOT_ADMIN_IDS everywhere, may stop someone else's answer.
-        return self._core.prefs.is_admin(actor) and self._core.chat.stop(who.place, who.user, is_admin=True)
+        # The chat's admins, and BOT_ADMIN_IDS everywhere, may stop someone else's answer (which
+        # may be streaming in another worker).
+        return self._core.prefs.is_admin(actor) and await self._core.chat.stop_anywhere(
+            who.place, who.user, is_admin=True
+        )
 
     async def _actor(self, bot: Bot, message: Message | None, who: Incoming) -> Actor:
         """The person, and whether Telegram says they administer this chat (always, in private)."""

@@ -27,6 +27,7 @@ from telegram.ext import BaseRateLimiter
 
 from bot.display.streaming import PacingPolicy, TokenBucket
 from bot.errors import PlatformRateLimited
+from bot.ports import SharedLimits
 
 __all__ = ["MAX_MESSAGE", "BotWideLimiter", "ChatPacing", "retry_seconds", "settling"]
 
@@ -40,6 +41,7 @@ GROUP_INTERVAL = 3.0  # 60 s / 20 messages: a group's per-minute budget, spread 
 REPLY_ATTEMPTS = 5  # a one-off reply waits out this many retry_after answers before giving up
 MAX_TRACKED_CHATS = 10_000  # buckets of quiet chats are forgotten beyond this many
 BOT_WIDE_PER_SECOND = 30  # Telegram's limit on messages a bot sends, all chats together
+SHARED_MARGIN = 1.15  # shared budgets' intervals, widened for the latency between booking and arrival
 # Requests the bot-wide limit does not count: they post no message (see BotWideLimiter).
 UNCOUNTED = frozenset(
     {"sendMessageDraft", "sendChatAction", "getChat", "getChatMember", "getChatAdministrators", "getFile"}
@@ -177,7 +179,18 @@ class BotWideLimiter(BaseRateLimiter[None]):
     goes back to the caller silently.
     """
 
-    def __init__(self, scale: float = 1.0, per_second: int = BOT_WIDE_PER_SECOND) -> None:
+    def __init__(
+        self,
+        scale: float = 1.0,
+        per_second: int = BOT_WIDE_PER_SECOND,
+        shared: SharedLimits | None = None,
+        namespace: str = "telegram",
+    ) -> None:
+        # Several processes (REDIS_URL): the per-chat, per-group and bot-wide budgets are also
+        # booked in Redis, so N workers together stay within what one bot may send.
+        self._shared = shared
+        self._namespace = namespace
+        self._scale = scale
         self._window = scale  # seconds: Telegram's one second, scaled for tests
         self._limit = per_second
         # Grants spread evenly, not in bursts of the whole window: a burst fills the window at
@@ -211,9 +224,40 @@ class BotWideLimiter(BaseRateLimiter[None]):
             return await callback(*args, **kwargs)
         await self._acquire(max(_priority.get(), LOW_PRIORITY.get(endpoint, SHOWS_NEW_TEXT)))
         try:
-            return await callback(*args, **kwargs)
+            if self._shared is None:
+                return await callback(*args, **kwargs)
+            return await self._shared_call(data["chat_id"], callback, args, kwargs)
         finally:
             self._release()
+
+    def _budgets(self, chat_id: object) -> list[tuple[str, float]]:
+        """Telegram's limits as shared budgets, a little wider than the limits themselves: a slot
+        booked in Redis reaches Telegram after a latency that varies between processes."""
+        scale, margin = self._scale, SHARED_MARGIN
+        budgets = [
+            (f"{self._namespace}:bot", scale / BOT_WIDE_PER_SECOND * margin),
+            (f"{self._namespace}:chat:{chat_id}", PRIVATE_INTERVAL * scale * margin),
+        ]
+        if not (isinstance(chat_id, int) and chat_id > 0):  # groups and channels: 20 a minute
+            budgets.append((f"{self._namespace}:group:{chat_id}", GROUP_INTERVAL * scale * margin))
+        return budgets
+
+    async def _shared_call(
+        self,
+        chat_id: object,
+        callback: Callable[..., Awaitable[bool | dict[str, Any] | list[dict[str, Any]]]],
+        args: Any,
+        kwargs: dict[str, Any],
+    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
+        assert self._shared is not None
+        wait = await self._shared.reserve(self._budgets(chat_id))
+        if wait > 0:
+            await asyncio.sleep(wait)  # our booked slot in every budget, whichever process books next
+        try:
+            return await callback(*args, **kwargs)
+        except RetryAfter as exc:
+            await self._shared.hold(f"{self._namespace}:chat:{chat_id}", retry_seconds(exc))
+            raise
 
     async def _acquire(self, priority: int) -> None:
         self._expire(time.monotonic())

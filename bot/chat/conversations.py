@@ -41,7 +41,16 @@ from bot.minitoolai.models import CHAT_MODELS
 from bot.minitoolai.types import ChatEvent, ChatMessage, ChatParams, ImageInput, TextDelta, Usage
 from bot.minitoolai.validation import validate_chat
 from bot.ops import metrics
-from bot.ports import Account, ConversationKey, ConversationStore, Place, StoredImage, Turn, TurnStatus
+from bot.ports import (
+    Account,
+    AnswerGate,
+    ConversationKey,
+    ConversationStore,
+    Place,
+    StoredImage,
+    Turn,
+    TurnStatus,
+)
 from bot.preferences import Effective, Preferences
 
 logger = logging.getLogger(__name__)
@@ -148,8 +157,10 @@ class ConversationService:
         limits: ChatLimits,
         *,
         rates: RateLimits | None = None,
+        gate: AnswerGate | None = None,
     ) -> None:
         self._rates = rates or RateLimits()
+        self._gate = gate  # several processes: one answer per conversation across them all
         self._store = store
         self._client = client
         self._credits = credits
@@ -308,6 +319,17 @@ class ConversationService:
                 wait.cancel()
             if pending:
                 logger.warning("%d answers did not finish within %.0f s of shutdown", len(pending), grace)
+
+    async def stop_anywhere(self, place: Place, user: Account, *, is_admin: bool = False) -> bool:
+        """``stop``, reaching the process writing the answer when it is not this one."""
+        if self.stop(place, user, is_admin=is_admin):
+            return True
+        return self._gate is not None and await self._gate.stop_elsewhere(place, user, is_admin=is_admin)
+
+    async def is_answering_anywhere(self, place: Place) -> bool:
+        if self.is_answering(place):
+            return True
+        return self._gate is not None and await self._gate.answering_elsewhere(place)
 
     def is_answering(self, place: Place) -> bool:
         return any(
@@ -536,7 +558,14 @@ class ConversationService:
         """asyncio.Lock is FIFO, so answers in one conversation follow arrival order."""
         with self._lock_ref(key) as lock:
             async with lock:
-                yield
+                if self._gate is None:
+                    yield
+                    return
+                await self._gate.acquire(key)  # then across processes
+                try:
+                    yield
+                finally:
+                    await asyncio.shield(self._gate.release(key))
 
     @contextmanager
     def _lock_ref(self, key: ConversationKey) -> Iterator[asyncio.Lock]:

@@ -26,7 +26,7 @@ import dataclasses
 import logging
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, get_args
 
@@ -53,7 +53,16 @@ from bot.errors import InsufficientCredits, NotAllowed, SpendingLimitReached, Va
 from bot.minitoolai.prices import PriceTable
 from bot.minitoolai.types import Usage
 from bot.ops import metrics
-from bot.ports import Account, Actor, ChannelSettings, LedgerStore, Place, Reservation, SettingsStore
+from bot.ports import (
+    Account,
+    Actor,
+    ChannelSettings,
+    LedgerStore,
+    Place,
+    Reservation,
+    SettingsStore,
+    SharedLock,
+)
 
 __all__ = [  # the values live in bot.credits.values; importing them from here works too
     "AdminResult",
@@ -112,6 +121,7 @@ class CreditService:
         clock: Callable[[], datetime] = utcnow,
         limits: BotLimits | None = None,
         alerts: OwnerAlerts | None = None,
+        shared_lock: SharedLock | None = None,
     ) -> None:
         self.store = store
         self.prices = prices
@@ -119,6 +129,8 @@ class CreditService:
         self._clock = clock
         self.limits = limits or BotLimits()
         self.alerts = alerts or OwnerAlerts(store, policy.admin_ids)
+        # Several processes (REDIS_URL): the same check-then-reserve is atomic across them too.
+        self._shared_lock = shared_lock
         # One lock per (pool, member) makes "check the daily cap, then reserve" atomic in
         # this process; entries vanish when no request holds them.
         self._pool_locks: weakref.WeakValueDictionary[tuple[Account, Account], asyncio.Lock] = (
@@ -316,7 +328,11 @@ class CreditService:
         if lock is None:
             lock = self._pool_locks[(pool, user)] = asyncio.Lock()
         async with lock:
-            yield
+            if self._shared_lock is None:
+                yield
+                return
+            async with self._shared_lock(f"pool:{pool.platform}:{pool.holder}:{user.platform}:{user.holder}"):
+                yield
 
     # ------------------------------------------------------------ settling
 
@@ -404,15 +420,20 @@ class CreditService:
 
     # ------------------------------------------------------------ crash recovery
 
-    async def recover(self, resolver: Resolver | None = None) -> RecoveryReport:
-        """Settle or release every reservation a previous run left open.
+    async def recover(
+        self, resolver: Resolver | None = None, reservations: Sequence[Reservation] | None = None
+    ) -> RecoveryReport:
+        """Settle or release every reservation a previous run left open (or only ``reservations``:
+        those this process took over from processes whose lease expired, see ``bot.coordination``).
 
         ``resolver`` (from the chat and image services) decides per reservation; when it
         returns None, a chat with a recorded usage chunk settles exactly and anything else
         is released. A job the image service will resume must get ``keep``.
         """
         counts = dict.fromkeys(("settled", "released", "kept", "failed", "charged"), 0)
-        for reservation in await self.store.open_reservations():
+        if reservations is None:
+            reservations = await self.store.open_reservations()
+        for reservation in reservations:
             try:
                 decision = await resolver(reservation) if resolver else None
                 await self._apply_decision(

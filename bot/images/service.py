@@ -59,7 +59,16 @@ from bot.minitoolai.types import (
     JobStatus,
 )
 from bot.ops import context, metrics
-from bot.ports import UNFINISHED_JOB_STATES, Account, ImageJob, ImageJobStore, JobState, Place, Reservation
+from bot.ports import (
+    UNFINISHED_JOB_STATES,
+    Account,
+    ImageJob,
+    ImageJobStore,
+    JobState,
+    Place,
+    Reservation,
+    SharedSlots,
+)
 from bot.preferences import Preferences
 
 __all__ = [
@@ -194,6 +203,10 @@ class _Failure(Exception):
         self.reason = reason
 
 
+class _Abandoned(Exception):
+    """Internal: another process owns the job now (this one's lease lapsed); touch nothing."""
+
+
 # ---------------------------------------------------------------- the service
 
 
@@ -211,8 +224,10 @@ class ImageService:
         clock: Clock = utcnow,
         sleep: Sleep = asyncio.sleep,
         rates: RateLimits | None = None,
+        shared_slots: SharedSlots | None = None,
     ) -> None:
         self._rates = rates or RateLimits()
+        self._shared_slots = shared_slots  # REDIS_URL: the per-user limit across processes
         self._store = store
         self._client = client
         self._credits = credits
@@ -292,10 +307,13 @@ class ImageService:
         params = await self._resolve(place, options, is_admin=is_admin)
         await self._rates.check_image(user)  # a valid request counts; nothing is reserved if too fast
         self._take_slot(user)
+        job_id = uuid.uuid4().hex
         try:
-            return await self._create(user, place, params, surface)
+            await self._take_shared_slot(user, job_id)
+            return await self._create(user, place, params, surface, job_id)
         except BaseException:
             self._give_slot(user)
+            await self._give_shared_slot(user, job_id)
             raise
 
     async def regenerate(
@@ -351,6 +369,26 @@ class ImageService:
         self._per_user[user] += 1
         self._idle.clear()
 
+    async def _take_shared_slot(self, user: Account, job_id: str) -> None:
+        """With several processes (REDIS_URL): the same limit counted across all of them."""
+        if self._shared_slots is None:
+            return
+        key = f"images:{user.platform}:{user.holder}"
+        if not await self._shared_slots.take(key, job_id, self.config.per_user_limit, self._slot_ttl()):
+            limit = self.config.per_user_limit
+            raise QueueFull(
+                f"You already have {limit} image {'request' if limit == 1 else 'requests'} waiting. "
+                "Please wait for one to finish before asking for another."
+            )
+
+    async def _give_shared_slot(self, user: Account, job_id: str) -> None:
+        if self._shared_slots is not None:
+            await self._shared_slots.give(f"images:{user.platform}:{user.holder}", job_id)
+
+    def _slot_ttl(self) -> float:
+        # A slot of a process that died frees itself: well after any job could have ended.
+        return 2 * self.config.deadline + 600
+
     def _give_slot(self, user: Account) -> None:
         self._per_user[user] -= 1
         if self._per_user[user] <= 0:
@@ -359,9 +397,8 @@ class ImageService:
             self._idle.set()
 
     async def _create(
-        self, user: Account, place: Place, params: ImageParams, surface: ImageSurface
+        self, user: Account, place: Place, params: ImageParams, surface: ImageSurface, job_id: str
     ) -> ImageJob:
-        job_id = uuid.uuid4().hex
         job = ImageJob(
             id=job_id,
             requester=user,
@@ -413,9 +450,11 @@ class ImageService:
 
     async def _resume(self, platform: str | None) -> int:
         resumed = 0
-        for job in await self._store.unfinished_jobs():
-            if platform is not None and job.place.platform != platform:
-                continue
+        # Only jobs no live process owns, claimed atomically: with several processes on one
+        # database, each job is run by exactly one of them, and taken over only once its owner's
+        # lease has expired (the periodic takeover calls this again).
+        platforms = list(self._factories) if platform is None else [platform]
+        for job in await self._store.claim_unfinished_jobs(platforms):
             if job.id in self._waiting or job.id in self._running:
                 continue
             factory = self._factories.get(job.place.platform)
@@ -427,6 +466,9 @@ class ImageService:
             surface = factory.for_job(job)
             self._surfaces[job.id] = surface
             self._per_user[job.requester] += 1
+            if self._shared_slots is not None:  # taken over: its slot (keyed by the job) stays counted
+                key = f"images:{job.requester.platform}:{job.requester.holder}"
+                await self._shared_slots.take(key, job.id, None, self._slot_ttl())
             self._idle.clear()
             if job.progress_message is None:
                 text = self._queued_text(self._position_if_added(job))
@@ -509,6 +551,10 @@ class ImageService:
         except asyncio.CancelledError:
             logger.info("image job %s stopped by shutdown; it resumes at the next start", job.id)
             raise
+        except _Abandoned:
+            logger.warning(
+                "image job %s: this process's lease lapsed; it is left to the process that took it", job.id
+            )
         except Exception:
             logger.exception("image job %s crashed", job.id)
             try:
@@ -522,6 +568,7 @@ class ImageService:
                 self._surfaces.pop(job.id, None)
                 self._give_slot(job.requester)
                 self._pump()
+                await self._give_shared_slot(job.requester, job.id)
 
     # ------------------------------------------------------------ one job
 
@@ -541,6 +588,7 @@ class ImageService:
             await self._settle_failure(job, None, _Failure("cancelled", str(exc).rstrip(".")))
 
     async def _submit_upstream(self, job: ImageJob, hold: Hold) -> ImageJob:
+        await self._check_owner(job)
         if job.attempts > 0:
             # A previous run sent it and died before storing the answer: it may be running
             # upstream already, and a job is never submitted twice.
@@ -625,6 +673,7 @@ class ImageService:
         # From posting to storing "done", a shutdown waits for this job instead of cancelling it:
         # stopped in between, a restart would post the image a second time.
         self._delivering.add(job.id)
+        await self._check_owner(job)
         handle = await self._post(job, surface, image, caption)
         # Stored before settling: a crash in between is settled by the recovery resolver.
         job = dataclasses.replace(job, state="done", result_message=handle, error=None)
@@ -667,6 +716,7 @@ class ImageService:
 
     async def _settle_failure(self, job: ImageJob, hold: Hold | None, failure: _Failure) -> None:
         """Store the end, give the credits back, and tell the person in one clear sentence."""
+        await self._check_owner(job)
         job = dataclasses.replace(job, state=failure.state, error=failure.reason)
         await self._store.save_job(job)
         metrics.image_job(job.place.platform, failure.state, job.id)
@@ -686,6 +736,15 @@ class ImageService:
                 await self._show(job, surface, text)
         except Exception:
             logger.warning("image job %s: could not tell the person", job.id, exc_info=True)
+
+    async def _check_owner(self, job: ImageJob) -> None:
+        """Before a step that must happen once (submit, post, fail): is the job still ours?
+
+        Only a process whose lease lapsed (stalled, cut off from the database) can lose a job; it
+        then leaves the job, its hold and its messages to the process that took it over.
+        """
+        if not await self._store.holds_job(job.id):
+            raise _Abandoned(job.id)
 
     # ------------------------------------------------------------ progress
 

@@ -106,10 +106,23 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-async def connect_pool(url: str, where: str, *, min_size: int = 1, max_size: int = 10) -> Any:
+async def connect_pool(
+    url: str,
+    where: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    server_settings: dict[str, str] | None = None,
+) -> Any:
     """Create a pool; an unreachable server or refused login is a StorageError naming host:port only."""
     try:
-        return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, timeout=CONNECT_TIMEOUT_S)
+        return await asyncpg.create_pool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=CONNECT_TIMEOUT_S,
+            server_settings=server_settings,
+        )
     except CONNECT_ERRORS as exc:
         raise StorageError(_connect_problem(where, exc)) from None
 

@@ -9,7 +9,8 @@ import sqlite3
 from pathlib import Path
 
 from bot.errors import StorageError
-from storage.sqlite.database import BUSY_TIMEOUT_MS, SqliteDatabase, connect
+from storage.common import new_id
+from storage.sqlite.database import BUSY_TIMEOUT_MS, SqliteDatabase, connect, stamp_owner
 from storage.sqlite.migrate import apply_migrations
 from storage.store import SqlStore
 
@@ -19,20 +20,30 @@ __all__ = ["SqliteDatabase", "backup", "migrate", "open_sqlite"]
 
 
 async def open_sqlite(
-    path: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, separate_reader: bool = True
+    path: str,
+    *,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    separate_reader: bool = True,
+    process_id: str | None = None,
 ) -> SqlStore:
-    """Open (creating folders and file), migrate to the newest schema, and return the store."""
+    """Open (creating folders and file), migrate to the newest schema, and return the store.
+
+    New reservations and image jobs written through the store's writer connection are stamped
+    with ``process_id`` as their owner (temporary triggers, which live and die with the connection).
+    """
+    process_id = process_id or new_id()
     writer = await connect(path, busy_timeout_ms=busy_timeout_ms, isolation_level="IMMEDIATE")
     reader = None
     try:
         await apply_migrations(writer, path)
+        await stamp_owner(writer, process_id)
         if separate_reader and path != ":memory:":
             reader = await connect(path, busy_timeout_ms=busy_timeout_ms, reader=True)
     except BaseException:
         await writer.close()
         raise
     logger.info("opened SQLite database %s", path)
-    return SqlStore(SqliteDatabase(path, writer, reader))
+    return SqlStore(SqliteDatabase(path, writer, reader), process_id)
 
 
 async def migrate(path: str, *, target_version: int | None = None) -> tuple[int, int]:

@@ -216,3 +216,20 @@ def describe_open_problem(path: str, exc: sqlite3.Error) -> str:
     if "readonly" in text or "unable to open" in text:
         return f"The SQLite database {path} cannot be written ({text}); check the path and its permissions."
     return f"Could not open the SQLite database {path}: {text}."
+
+
+async def stamp_owner(conn: aiosqlite.Connection, process_id: str) -> None:
+    """Make ``conn`` stamp the reservations and image jobs it inserts with ``process_id``.
+
+    Temporary triggers: they belong to this connection only and vanish with it, so another
+    connection (the CLI, a backup) writes no owner, and the schema holds no process's name.
+    """
+    if not process_id.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"A process id must be letters, digits, '-' or '_', not {process_id!r}.")
+    for table, key in (("reservations", "id"), ("image_jobs", "id")):
+        await conn.execute(
+            f"CREATE TEMP TRIGGER IF NOT EXISTS stamp_{table}_owner AFTER INSERT ON {table}"
+            f" FOR EACH ROW WHEN NEW.owner IS NULL"
+            f" BEGIN UPDATE {table} SET owner = '{process_id}' WHERE {key} = NEW.{key}; END"
+        )
+    await conn.commit()

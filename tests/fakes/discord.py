@@ -215,9 +215,13 @@ class FakeDiscord:
         self.users[user.id] = user
         return user
 
-    def guild(self, name: str = "Test Guild", *, owner: FakeUser | None = None) -> FakeGuild:
-        """A guild the bot is in; create guilds and channels before discord.py connects."""
-        guild_id, bot_role_id = self._ids.next(), self._ids.next()
+    def guild(
+        self, name: str = "Test Guild", *, owner: FakeUser | None = None, guild_id: int | None = None
+    ) -> FakeGuild:
+        """A guild the bot is in; create guilds and channels before discord.py connects.
+        ``guild_id`` chooses the snowflake (and so the shard, ``(id >> 22) % shard count``)."""
+        bot_role_id = self._ids.next()
+        guild_id = guild_id or self._ids.next()
         guild = FakeGuild(guild_id, name, owner or self.owner_user, bot_role_id)
         for member in (self.bot_user, guild.owner):
             guild.members[member.id] = member

@@ -99,6 +99,14 @@ class GatewaySession:
     history: list[JSON] = field(default_factory=list)
     connection: GatewayConnection | None = None
     resumes: int = 0
+    shard: tuple[int, int] = (0, 1)  # (shard id, shard count) from IDENTIFY
+
+    def owns(self, guild_id: int | None) -> bool:
+        """Discord's rule: a guild's events go to shard (guild_id >> 22) % count; DMs to shard 0."""
+        shard_id, count = self.shard
+        if guild_id is None:
+            return shard_id == 0
+        return (guild_id >> 22) % count == shard_id
 
 
 class FakeGateway:
@@ -151,6 +159,8 @@ class FakeGateway:
             await conn.close(4014, b"Disallowed intent(s).")
             return
         session = GatewaySession(session_id=secrets.token_hex(16), intents=intents)
+        shard = data.get("shard") or [0, 1]
+        session.shard = (int(shard[0]), int(shard[1]))
         self.sessions[session.session_id] = session
         session.connection = conn
         conn.session = session
@@ -158,7 +168,8 @@ class FakeGateway:
         if intents & INTENT_GUILDS:
             bot = self._owner.bot_user
             for guild in self._owner.guilds.values():
-                await self._send(session, "GUILD_CREATE", guild_payload(guild, bot))
+                if session.owns(guild.id):
+                    await self._send(session, "GUILD_CREATE", guild_payload(guild, bot))
 
     def _ready(self, session: GatewaySession, identify: JSON) -> JSON:
         owner = self._owner
@@ -167,7 +178,7 @@ class FakeGateway:
             "v": 10,
             "user": user,
             "user_settings": {},
-            "guilds": [{"id": str(g), "unavailable": True} for g in owner.guilds],
+            "guilds": [{"id": str(g), "unavailable": True} for g in owner.guilds if session.owns(g)],
             "private_channels": [],
             "relationships": [],
             "presences": [],
@@ -236,9 +247,12 @@ class FakeGateway:
         Sessions without MESSAGE_CONTENT get message bodies blanked, as Discord does, unless
         `content_visible_anyway` (DMs, mentions of the bot, the bot's own messages).
         """
+        guild_id = data.get("guild_id")
         for session in list(self.sessions.values()):
             if intent and not session.intents & intent:
                 continue
+            if not session.owns(None if guild_id is None else int(guild_id)):
+                continue  # another shard's guild (or a DM, which shard 0 gets)
             body = data
             if not content_visible_anyway and not session.intents & INTENT_MESSAGE_CONTENT:
                 body = _without_content(data)

@@ -47,6 +47,7 @@ from bot.ports import (
     ImageJob,
     LedgerEntry,
     Place,
+    ProcessInfo,
     Reservation,
     StoredImage,
     Turn,
@@ -577,6 +578,54 @@ class MemoryStore:
         found = [self._jobs[i] for i in self._job_order if self._jobs[i].state in UNFINISHED_JOB_STATES]
         found.sort(key=lambda j: j.created_at or datetime.min.replace(tzinfo=UTC))
         return [self._copy_job(j) for j in found]
+
+    async def claim_unfinished_jobs(self, platforms: Sequence[str]) -> list[ImageJob]:
+        # One process and no leases: every unfinished job is this process's to resume.
+        return [job for job in await self.unfinished_jobs() if job.place.platform in platforms]
+
+    async def holds_job(self, job_id: str) -> bool:
+        await self._checkpoint()
+        return job_id in self._jobs
+
+    # ------------------------------------------------------------ process lease (one process)
+
+    process_id = "memory"
+
+    async def register_process(self, *, ttl: float, host: str, pid: int) -> None:
+        await self._checkpoint()
+
+    async def renew_lease(self, *, ttl: float) -> bool:
+        await self._checkpoint()
+        return True
+
+    async def end_lease(self) -> None:
+        await self._checkpoint()
+
+    async def end_other_leases(self) -> None:
+        await self._checkpoint()
+
+    async def live_processes(self) -> list[ProcessInfo]:
+        await self._checkpoint()
+        return [ProcessInfo(self.process_id, "", 0)]
+
+    async def take_answer(self, key: ConversationKey) -> bool:
+        await self._checkpoint()
+        return True
+
+    async def end_answer(self, key: ConversationKey) -> None:
+        await self._checkpoint()
+
+    async def answering_processes(self, place: Place) -> list[str]:
+        await self._checkpoint()
+        return []
+
+    async def claim_role(self, name: str) -> bool:
+        await self._checkpoint()
+        return True
+
+    async def claim_reservations(self) -> list[Reservation]:
+        # One process: what is open when this is called was left by a previous run.
+        return await self.open_reservations()
 
     # ------------------------------------------------------------ test helpers (not in the protocol)
 

@@ -61,6 +61,8 @@ class ChatScript:
     cut_after: int | None = None  # close the connection abruptly after N content chunks
     error_chunk: dict[str, Any] | None = None  # sent after the tokens, then the stream ends
     wait_event: asyncio.Event | None = None  # pause before the first token until set
+    hold_after: int = 0  # with hold_event: pause after this many content chunks until it is set
+    hold_event: asyncio.Event | None = None
     chunk_bytes_split: int | None = None  # write the body in pieces of this many bytes
     model: str | None = None  # the model named in chunks; default: the requested one, dated
     keepalive_comments: bool = False  # interleave ": keep-alive" comment lines
@@ -298,6 +300,10 @@ class FakeMiniToolAI:
             content = [b": keep-alive\n\n" + c for c in content]
         if script.wait_event is not None:
             await script.wait_event.wait()
+        if script.hold_event is not None:
+            await self._write_chunks(response, content[: script.hold_after], script)
+            await script.hold_event.wait()
+            content = content[script.hold_after :]
         await self._write_chunks(response, content, script)
         if script.cut_after is not None:
             # Abrupt end: no terminating chunk, no [DONE]; the client sees a broken stream.

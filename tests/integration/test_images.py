@@ -7,6 +7,7 @@ Tests wait on the fake platform's condition or ``ImageService.wait_idle``, never
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -295,6 +296,47 @@ async def test_per_user_limit_refuses_the_request_over_it(rig: Rig) -> None:
 
     assert 2 == len(await rig.store.unfinished_jobs())
     assert GRANT - PRICE == await rig.balance(ALICE)
+
+
+async def test_per_user_limit_holds_across_processes_with_redis(rig: Rig) -> None:
+    """Two processes (two services) sharing Redis slots: the limit of one counts both; the slot
+    frees when the job ends, whichever process ran it."""
+    from storage.redis import open_limits
+
+    prefix = f"test:{uuid.uuid4().hex}:"
+    shared = [await open_limits("redis://127.0.0.1:6379/3", prefix) for _ in range(2)]
+    rig.fake.image_scripts.extend([ImageScript(pending_polls=1), ImageScript()])
+    config = dataclasses.replace(FAST, per_user_limit=1)
+    try:
+        first, second = (
+            ImageService(
+                rig.store,
+                rig.client,
+                rig.credits,
+                rig.prefs,
+                config,
+                clock=rig.time.clock,
+                sleep=rig.time.sleep,
+                shared_slots=slots,
+            )
+            for slots in shared
+        )
+        for service in (first, second):
+            service.register_platform("telegram", rig.platform)
+        async with first, second:
+            await first.submit(ALICE, GROUP, fox(), rig.platform.surface(GROUP))
+            with pytest.raises(QueueFull, match="You already have 1 image request waiting"):
+                await second.submit(ALICE, GROUP, fox(), rig.platform.surface(GROUP))
+            await second.submit(BOB, GROUP, fox(), rig.platform.surface(GROUP))  # others are not affected
+            await first.wait_idle()
+            await second.wait_idle()
+            await second.submit(ALICE, GROUP, fox(), rig.platform.surface(GROUP))  # the slot is free again
+    finally:
+        keys = [key async for key in shared[0]._client.scan_iter(f"{prefix}*")]
+        if keys:
+            await shared[0]._client.delete(*keys)
+        for each in shared:
+            await each.close()
 
 
 # ---------------------------------------------------------------- the queue
