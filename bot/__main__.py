@@ -20,6 +20,7 @@ from fractions import Fraction
 from typing import cast
 
 import aiohttp
+from limits.aio.storage import Storage as RateStorage
 
 import storage
 from bot.access.policy import AccessLists, Asker, parse_subjects
@@ -230,10 +231,12 @@ def build_core(
     gate: AnswerGate | None = None,
     shared_lock: SharedLock | None = None,
     shared_slots: SharedSlots | None = None,
+    rate_storage: RateStorage | None = None,
 ) -> Core:
     """``is_allowed`` decides who may pay for credit (by default the owner's allow and block lists);
     with several processes, ``gate`` keeps one answer per conversation across them and
-    ``shared_lock`` / ``shared_slots`` (Redis) make the pool's cap and the image limit exact."""
+    ``shared_lock`` / ``shared_slots`` / ``rate_storage`` (Redis) make the pool's cap, the image
+    limit and the per-member rate limits exact across them."""
     credits = CreditService(
         store,
         price_table(settings),
@@ -258,7 +261,9 @@ def build_core(
         max_document_bytes=settings.max_document_kb * 1024,
     )
     rates = RateLimits(
-        messages_per_minute=settings.user_messages_per_minute, images_per_hour=settings.user_images_per_hour
+        messages_per_minute=settings.user_messages_per_minute,
+        images_per_hour=settings.user_images_per_hour,
+        storage=rate_storage,
     )
     chat = ConversationService(store, client, credits, prefs, tokens, limits, rates=rates, gate=gate)
     images = ImageService(
@@ -462,6 +467,7 @@ async def _serve_with(
         gate=gate,
         shared_lock=limits.lock if limits else None,
         shared_slots=limits,
+        rate_storage=limits.member_rates() if limits else None,
     )
     await core.access.load()  # the stored overrides, kept in memory from here on
     try:

@@ -16,6 +16,8 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 
 import redis.asyncio as aioredis
+from limits.aio.storage import RedisStorage
+from limits.aio.storage import Storage as RateStorage
 from redis.exceptions import RedisError
 
 from bot.errors import StorageError
@@ -72,9 +74,10 @@ return 1
 class RedisLimits:
     """Shared budgets: ``await reserve([(name, interval_s), ...])`` -> seconds to wait."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str = KEY_PREFIX) -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str = KEY_PREFIX, url: str = "redis://") -> None:
         self._client = client
         self._prefix = prefix
+        self._url = url
         self._reserve = client.register_script(_RESERVE)
         self._hold = client.register_script(_HOLD)
         self._take = client.register_script(_TAKE)
@@ -134,6 +137,17 @@ class RedisLimits:
                 with contextlib.suppress(RedisError):
                     await lock.release()
 
+    def member_rates(self) -> RateStorage:
+        """The moving windows of the per-member rate limits (``bot.access.rates``) in this Redis,
+        through the ``limits`` library's own storage on this client's connections (closed with it),
+        so every process counts the same requests."""
+        return RedisStorage(
+            f"async+{self._url}",
+            implementation="redispy",
+            key_prefix=self._prefix + "rates",
+            connection_pool=self._client.connection_pool,  # type: ignore[arg-type]  # typed as scalars, taken as is
+        )
+
     async def close(self) -> None:
         await self._client.aclose()
 
@@ -149,4 +163,4 @@ async def open_limits(url: str, prefix: str = KEY_PREFIX) -> RedisLimits:
         raise StorageError(
             f"Could not connect to Redis at {where} (REDIS_URL): {type(exc).__name__}."
         ) from None
-    return RedisLimits(client, prefix)
+    return RedisLimits(client, prefix, url)

@@ -45,6 +45,7 @@ def process_env(database_url: str, **settings: str) -> dict[str, str]:
     env.update(settings)
     return env
 
+
 _WITHOUT_REQUEST_ID = re.compile(r" \[[^\]]*\]:")
 
 

@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bot.access.rates import RateLimits
 from bot.credits import CreditPolicy, CreditService
+from bot.errors import TooFast
 from bot.minitoolai.prices import PriceTable
 from bot.ports import Account, Actor, Place, Store
 from storage import open_store
@@ -87,3 +89,18 @@ async def test_shared_budgets_book_distinct_slots_whoever_asks(limits: list[Redi
 
     assert 0.0 == waits[0]
     assert all(4.0 < later - earlier <= 5.0 for earlier, later in itertools.pairwise(waits))
+
+
+async def test_member_rate_limits_count_every_processs_requests_through_redis(
+    limits: list[RedisLimits],
+) -> None:
+    """USER_MESSAGES_PER_MINUTE=2 with REDIS_URL: two processes' limiters share one window, so the
+    member's third request is refused whichever process receives it."""
+    processes = [RateLimits(messages_per_minute=2, storage=each.member_rates()) for each in limits]
+    alice, bob = Account("telegram", "1"), Account("telegram", "2")
+
+    await processes[0].check_chat(alice)
+    await processes[1].check_chat(alice)
+    with pytest.raises(TooFast):
+        await processes[0].check_chat(alice)
+    await processes[1].check_chat(bob)  # another member's window is their own
