@@ -192,6 +192,22 @@ class DiscordAdapter:
             # Also after a failed start: close() releases the HTTP session either way.
             await client.close()
             await runner
+            await _finish_event_tasks()
+
+
+async def _finish_event_tasks(grace: float = 5.0) -> None:
+    """discord.py runs each event handler as a task of its own ("discord.py: on_message"), which
+    ``close()`` leaves running: give them ``grace`` seconds to end (answers were interrupted), then
+    cancel the rest, so that none is cut off half-way when the event loop ends."""
+    pending = [t for t in asyncio.all_tasks() if t.get_name().startswith("discord.py: ") and not t.done()]
+    if not pending:
+        return
+    _, late = await asyncio.wait(pending, timeout=grace)
+    for task in late:
+        task.cancel()
+    if late:
+        logger.warning("cancelled %d Discord event handler(s) still running at shutdown", len(late))
+        await asyncio.gather(*late, return_exceptions=True)
 
 
 def _not_about_voice(record: logging.LogRecord) -> bool:
