@@ -32,19 +32,20 @@ from bot.access.policy import Asker
 from bot.commands import Reply
 from bot.core import Core
 from bot.errors import ValidationError
+from bot.i18n import N_
 from bot.ports import Actor
 
 logger = logging.getLogger(__name__)
 
 # (command, description), appended to the command menu.
 ACCESS_COMMANDS: tuple[tuple[str, str], ...] = (
-    ("disable", "Admin: /disable chat|images here"),
-    ("enable", "Admin: /enable chat|images here"),
-    ("replyall", "Admin: /replyall on|off: answer every message here"),
-    ("allow", "Owner: /allow user|chat|role <id> (or reply to the person)"),
-    ("block", "Owner: /block user|chat <id> (or reply to the person)"),
-    ("unblock", "Owner: /unblock user|chat|role <id>"),
-    ("access", "Owner: who may use the bot"),
+    ("disable", N_("Admin: /disable chat|images here")),
+    ("enable", N_("Admin: /enable chat|images here")),
+    ("replyall", N_("Admin: /replyall on|off: answer every message here")),
+    ("allow", N_("Owner: /allow user|chat|role <id> (or reply to the person)")),
+    ("block", N_("Owner: /block user|chat <id> (or reply to the person)")),
+    ("unblock", N_("Owner: /unblock user|chat|role <id>")),
+    ("access", N_("Owner: who may use the bot")),
 )
 
 ActorOf = Callable[[Bot, Message, Incoming], Awaitable[Actor]]

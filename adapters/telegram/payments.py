@@ -41,6 +41,7 @@ from adapters.telegram.pacing import ChatPacing
 from adapters.telegram.transport import AiohttpRequest
 from bot.core import Core
 from bot.errors import StorageError, ValidationError
+from bot.i18n import N_
 from bot.payments import texts
 from bot.payments.values import AlreadyRefunded, PaidStars, RefundRefused
 from bot.ports import Account, Actor
@@ -61,8 +62,8 @@ START_TOPUP = "topup"  # t.me/<bot>?start=topup opens the private chat with the 
 ANSWER_WITHIN = 8.0  # seconds to answer a pre-checkout query; Telegram cancels it after 10
 RECORD_ATTEMPTS = 3  # a payment whose recording fails is tried again before the owner is alerted
 COMMANDS: tuple[tuple[str, str], ...] = (
-    ("topup", "Buy credit with Telegram Stars"),
-    ("refund", "Owner: /refund <user id> <payment id> [force]"),
+    ("topup", N_("Buy credit with Telegram Stars")),
+    ("refund", N_("Owner: /refund <user id> <payment id> [force]")),
 )
 REFUND_USAGE = "Use /refund <user id> <payment id>, and add force to refund what was partly spent."
 
