@@ -70,7 +70,7 @@ from bot.commands import Reply, help_text
 from bot.core import Core
 from bot.display.text import split_message
 from bot.errors import BotError, InsufficientCredits, UserError, ValidationError
-from bot.i18n import N_, _, privately
+from bot.i18n import N_, _, number, privately
 from bot.i18n.catalog import set_voice
 from bot.images.options import parse_imagine_args, usage_text
 from bot.minitoolai.models import CHAT_MODELS
@@ -263,11 +263,12 @@ class Handlers:
                 continue
             file_id, size, name = found
             if size is not None and size > MAX_UPLOAD_BYTES:
+                megabytes = round(size / 1024 / 1024, 1)
                 raise ValidationError(
                     _(
                         "{name} is too large ({size} MB). Please send files under {limit} MB.",
                         name=name,
-                        size=f"{size / 1024 / 1024:.1f}",
+                        size=number(megabytes, 1),
                         limit=MAX_UPLOAD_BYTES // 1024 // 1024,
                     )
                 )
