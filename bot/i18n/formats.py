@@ -36,8 +36,11 @@ def relative(delta: timedelta) -> str:
 
 
 def ordinal(n: int) -> str:
-    """A place in line: ``3rd`` in English, ``3.`` in Turkish and Norwegian."""
-    if current() != "en":
+    """A place in line: ``3rd`` in English, ``3.`` in Turkish, ``3`` in Norwegian ("nummer 3")."""
+    language = current()
+    if language == "tr":
         return f"{n}."
+    if language != "en":
+        return str(n)
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"

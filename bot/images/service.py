@@ -403,7 +403,7 @@ class ImageService:
             raise
         logger.info("image job %s queued for %s in %s (model %s)", job.id, user, place, params.model)
         self._surfaces[job.id] = surface
-        self._voices[job.id] = current_voice()
+        self._voices[job.id] = dataclasses.replace(current_voice(), in_private=False)  # progress is public
         self._enqueue(job)
         return job
 
