@@ -102,13 +102,7 @@ PENDING = {
     "bot/payments/texts.py",
     "bot/payments/service.py",
     "adapters/telegram/payments.py",
-    "bot/images/options.py",
-    "bot/minitoolai/validation.py",
-    "bot/chat/attachments.py",
     "bot/access/service.py",  # /access: the owner's list of rules
-    "adapters/telegram/access.py",
-    "adapters/telegram/messages.py",
-    "adapters/discord/attachments.py",
     "bot/ops/health.py",
 }
 # Single sentences English on purpose, inside files otherwise translated.
