@@ -46,7 +46,7 @@ def normalize(code: str | None, fallback: str | None = None) -> str | None:
     """
     if not code:
         return fallback
-    base = code.strip().lower().replace("_", "-").split("-", 1)[0]
+    base = code.strip().lower().split(".", 1)[0].replace("_", "-").split("-", 1)[0]  # tr_TR.UTF-8 -> tr
     for language, (_name, aliases) in LANGUAGES.items():
         if base in aliases:
             return language

@@ -42,6 +42,8 @@ PRIVATE = Place("telegram", "dm:1")
         ("nb_NO", "nb"),
         ("tr", "tr"),
         ("tr-TR", "tr"),
+        ("tr_TR.UTF-8", "tr"),  # a shell's LANG, for the terminal
+        ("C.UTF-8", None),
         ("en-US", "en"),
         ("EN-gb", "en"),
         ("fr", None),
