@@ -135,22 +135,22 @@ class AccessService:
         lists = self._lists
 
         def shown(items: frozenset[str]) -> str:
-            return ", ".join(sorted(items)) or "none"
+            return ", ".join(sorted(items)) or _("none")
 
         lines = [
-            "Who may use the bot now (settings with the changes made by commands):",
-            f"Allowed users: {shown(lists.allowed_users)}",
-            f"Allowed chats: {shown(lists.allowed_chats)}",
-            f"Allowed roles: {shown(lists.allowed_roles)}",
-            f"Blocked users: {shown(lists.blocked_users)}",
-            f"Blocked chats: {shown(lists.blocked_chats)}",
-            f"Private chats: {'allowed' if lists.allow_private else 'off'}",
-            "With no allow-list everyone who is not blocked is served."
+            _("Who may use the bot now (settings with the changes made by commands):"),
+            _("Allowed users: {list}", list=shown(lists.allowed_users)),
+            _("Allowed chats: {list}", list=shown(lists.allowed_chats)),
+            _("Allowed roles: {list}", list=shown(lists.allowed_roles)),
+            _("Blocked users: {list}", list=shown(lists.blocked_users)),
+            _("Blocked chats: {list}", list=shown(lists.blocked_chats)),
+            _("Private chats: allowed") if lists.allow_private else _("Private chats: off"),
+            _("With no allow-list everyone who is not blocked is served.")
             if not lists.restricted
-            else "Only what is allowed above is served (blocks win; owners always are).",
+            else _("Only what is allowed above is served (blocks win; owners always are)."),
         ]
         if self._rules:
-            lines.append("Changed by commands:")
+            lines.append(_("Changed by commands:"))
             lines += [
                 f"  {r.verdict} {r.kind} {r.subject}" + (f" (by {r.set_by})" if r.set_by else "")
                 for r in self._rules
