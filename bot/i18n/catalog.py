@@ -98,8 +98,13 @@ def default_language() -> str:
     return _default[0]
 
 
+def default_voice() -> Voice:
+    """Nobody's choice known (a job resumed after a restart): the owner's DEFAULT_LANGUAGE."""
+    return Voice(default_language(), default_language())
+
+
 def current_voice() -> Voice:
-    return _voice.get() or Voice(default_language(), default_language())
+    return _voice.get() or default_voice()
 
 
 def current() -> str:

@@ -48,7 +48,7 @@ from bot.errors import (
     ValidationError,
 )
 from bot.i18n import N_, Voice, _, n_, ordinal
-from bot.i18n.catalog import current_voice, set_voice, speaking
+from bot.i18n.catalog import current_voice, default_voice, set_voice, speaking
 from bot.images.options import ImageOptions, to_params
 from bot.images.progress import ProgressBoard
 from bot.images.queue import FairQueue
@@ -505,7 +505,7 @@ class ImageService:
                 break
             self._start(self._waiting.pop(job_id))
         for position, job_id in enumerate(self._queue.order(), start=1):
-            with speaking(self._voices.get(job_id, Voice())):
+            with speaking(self._voices.get(job_id) or default_voice()):
                 self._progress(self._waiting[job_id], self._queued_text(position))
 
     def _start(self, job: ImageJob) -> None:
@@ -521,7 +521,9 @@ class ImageService:
 
     async def _run(self, job: ImageJob) -> None:
         context.begin(job.place.platform, request_id=f"image-{job.id[:8]}")  # the job's log lines
-        set_voice(self._voices.get(job.id, Voice()))  # its texts in the language of the place it was asked in
+        set_voice(
+            self._voices.get(job.id) or default_voice()
+        )  # its texts in the language of the place it was asked in
         try:
             await self._process(job)
         except asyncio.CancelledError:
