@@ -19,13 +19,14 @@ from bot.credits.values import (
     PriceLine,
     UsageLine,
 )
-from bot.i18n import N_, _
+from bot.i18n import N_, _, moment
 
 Fmt = Callable[[int], str]
 
 
-def when(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%d %H:%M} {moment.tzname() or 'UTC'}"
+def when(at: datetime) -> str:
+    """A date and time in the current language (UTC)."""
+    return moment(at)
 
 
 GRANT_WITHHELD = N_(

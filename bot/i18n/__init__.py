@@ -21,7 +21,7 @@ from bot.i18n.catalog import (
     translate,
     using,
 )
-from bot.i18n.formats import decimal, integer, number, ordinal, relative
+from bot.i18n.formats import decimal, integer, moment, number, ordinal, relative
 
 __all__ = [
     "DEFAULT_LANGUAGE",
@@ -33,6 +33,7 @@ __all__ = [
     "decimal",
     "integer",
     "language_name",
+    "moment",
     "n_",
     "normalize",
     "number",

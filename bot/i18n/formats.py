@@ -5,10 +5,10 @@ Amounts stay in US dollars or credits: only separators and grouping follow the l
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from babel.dates import format_timedelta
+from babel.dates import format_datetime, format_skeleton, format_timedelta
 from babel.numbers import format_decimal, get_decimal_symbol, get_group_symbol
 
 from bot.i18n.catalog import current
@@ -44,3 +44,14 @@ def ordinal(n: int) -> str:
         return str(n)
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
+
+
+def moment(value: datetime) -> str:
+    """A point in time in UTC: ``2026-11-23 00:00 UTC`` in English (unambiguous, as before), the
+    language's own date in the others (``23 Kas 2026 00:00 UTC``, ``23. nov. 2026 00:00 UTC``)."""
+    language = current()
+    value = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if language == "en":
+        return f"{value:%Y-%m-%d %H:%M} UTC"
+    day = format_skeleton("yMMMd", value, tzinfo=UTC, locale=language)
+    return f"{day} {format_datetime(value, 'HH:mm', tzinfo=UTC, locale=language)} UTC"

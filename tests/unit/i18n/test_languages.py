@@ -3,7 +3,7 @@ plural forms, the public and private voices, and numbers per locale."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,6 +13,7 @@ from bot.i18n import (
     _,
     decimal,
     integer,
+    moment,
     n_,
     normalize,
     ordinal,
@@ -126,3 +127,12 @@ async def test_the_members_choice_wins_then_the_community_then_the_hint() -> Non
     await languages.set_member(ALICE, None)  # /language auto
     assert Voice("tr", "tr") == await languages.voice(ALICE, GROUP, "en")
     assert Voice("en", "en") == await languages.voice(ALICE, PRIVATE, "en")
+
+
+def test_dates_follow_the_language() -> None:
+    at = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
+    assert "2026-11-23 00:00 UTC" == moment(at)
+    with using("tr"):
+        assert "23 Kas 2026 00:00 UTC" == moment(at)
+    with using("nb"):
+        assert "23. nov. 2026 00:00 UTC" == moment(at)
