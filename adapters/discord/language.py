@@ -6,8 +6,10 @@ own ``/language`` and the server's ``/language community`` come first (``bot.i18
 
 :class:`CatalogTranslator`, installed on the command tree, gives every description, option
 description and choice its Turkish (``tr``) and Norwegian (``no``) localization from the catalogs.
-Command and option names stay the same in every language: they are what the help and the
-members' habits refer to.
+Option names are localized too (``OPTION_NAMES``, the catalog's "Discord option name" entries);
+command names stay the same in every language: the help, Telegram's menu (whose commands cannot
+be translated) and the members' habits all say ``/credits``, and a Discord client matches a
+command by its name in the member's language only.
 """
 
 from __future__ import annotations
@@ -18,15 +20,44 @@ from discord import app_commands
 from adapters.discord.places import account, interaction_place, message_place
 from bot.core import Core
 from bot.i18n import translate
-from bot.i18n.catalog import normalize, set_voice
+from bot.i18n.catalog import C_, normalize, set_voice, translate_in
 
 DESCRIPTION_LIMIT = 100  # characters of a description or a choice's name
 _NAMES = frozenset(
     {
         app_commands.TranslationContextLocation.command_name,
         app_commands.TranslationContextLocation.group_name,
-        app_commands.TranslationContextLocation.parameter_name,
     }
+)
+OPTION = "Discord option name"
+# Every option name of the slash commands (a test checks none is missing): lowercase, one word.
+OPTION_NAMES = (
+    C_("Discord option name", "action"),
+    C_("Discord option name", "amount"),
+    C_("Discord option name", "cap"),
+    C_("Discord option name", "community"),
+    C_("Discord option name", "enabled"),
+    C_("Discord option name", "language"),
+    C_("Discord option name", "level"),
+    C_("Discord option name", "mode"),
+    C_("Discord option name", "models"),
+    C_("Discord option name", "name"),
+    C_("Discord option name", "period"),
+    C_("Discord option name", "target"),
+    C_("Discord option name", "text"),
+    C_("Discord option name", "user"),
+    C_("Discord option name", "value"),
+    C_("Discord option name", "what"),
+    C_("Discord option name", "prompt"),
+    C_("Discord option name", "image"),
+    C_("Discord option name", "model"),
+    C_("Discord option name", "file"),
+    C_("Discord option name", "size"),
+    C_("Discord option name", "width"),
+    C_("Discord option name", "height"),
+    C_("Discord option name", "steps"),
+    C_("Discord option name", "scheduler"),
+    C_("Discord option name", "negative"),
 )
 
 
@@ -59,6 +90,9 @@ class CatalogTranslator(app_commands.Translator):
         language = normalize(locale.value)
         if language is None or language == "en":
             return None
+        if context.location is app_commands.TranslationContextLocation.parameter_name:
+            name = translate_in(language, OPTION, string.message)
+            return None if name == string.message else name
         extras = dict(string.extras)
         template = str(extras.pop("template", string.message))
         text = translate(language, template, **extras)

@@ -168,6 +168,16 @@ def n_(singular: str, plural: str, n: int, /, **values: Any) -> str:
     return text.format(**values)
 
 
+def translate_in(language: str, context: str, message: str) -> str:
+    """``message`` of ``context`` (a gettext msgctxt: the same English word meaning another thing)."""
+    return _translations(language).pgettext(context, message)
+
+
+def C_(context: str, message: str, /) -> str:
+    """Marks a word of a context for the catalog (``msgctxt``) without translating it now."""
+    return message
+
+
 def N_(message: str, /) -> str:
     """Marks a sentence for the catalog without translating it now (translated where it is shown)."""
     return message

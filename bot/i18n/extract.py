@@ -1,6 +1,6 @@
 """Bring the catalogs in step with the code: ``python -m bot.i18n.extract``.
 
-Collects every ``_()``, ``n_()`` and ``N_()`` sentence of ``bot/`` and ``adapters/`` with Babel,
+Collects every ``_()``, ``n_()``, ``N_()`` and ``C_()`` sentence of ``bot/`` and ``adapters/`` with Babel,
 adds the new ones to each language's ``messages.po`` (empty, to translate), keeps the translations
 of the others and drops the entries the code no longer has. The tests fail until every entry is
 translated with the same placeholders.
@@ -17,7 +17,7 @@ from babel.messages.pofile import read_po, write_po
 
 from bot.i18n.catalog import LANGUAGES, LOCALES
 
-KEYWORDS = {"_": None, "n_": (1, 2), "N_": None}
+KEYWORDS = {"_": None, "n_": (1, 2), "N_": None, "C_": ((1, "c"), 2)}
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("bot", "adapters")
 
@@ -26,10 +26,12 @@ def template() -> Catalog:
     """Every sentence of the code, as a catalog without translations."""
     catalog = Catalog(project="MiniToolAI Bot", charset="utf-8")
     for source in SOURCES:
-        for filename, line, message, comments, _context in extract_from_dir(
+        for filename, line, message, comments, context in extract_from_dir(
             ROOT / source, method_map=[("**.py", "python")], keywords=KEYWORDS, comment_tags=("i18n:",)
         ):
-            catalog.add(message, locations=[(f"{source}/{filename}", line)], auto_comments=comments)
+            catalog.add(
+                message, locations=[(f"{source}/{filename}", line)], auto_comments=comments, context=context
+            )
     return catalog
 
 

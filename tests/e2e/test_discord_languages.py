@@ -137,3 +137,11 @@ async def test_command_registrations_carry_turkish_and_norwegian_localizations(t
     ].removeprefix("Bredde i piksler")
     every = [c for c in commands if c.get("description_localizations")]
     assert len(every) == len(commands)  # every command is described in both languages
+    assert {"tr": "istem", "no": "beskrivelse"} == imagine["prompt"]["name_localizations"]
+    assert not imagine["cfg"].get("name_localizations")  # "cfg" is "cfg" in every language
+    for command in commands:  # every option named in both languages (or the same word), none twice
+        options = command.get("options", [])
+        for code in ("tr", "no"):
+            local = [(o.get("name_localizations") or {}).get(code, o["name"]) for o in options]
+            assert len(local) == len(set(local)), (command["name"], code)
+        assert all(o.get("name_localizations") or o["name"] == "cfg" for o in options), command["name"]

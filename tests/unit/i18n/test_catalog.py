@@ -11,7 +11,7 @@ import pytest
 from babel.messages.catalog import Catalog, Message
 from babel.messages.pofile import read_po
 
-from bot.i18n.catalog import LANGUAGES, placeholders
+from bot.i18n.catalog import LANGUAGES, placeholders, translate_in
 from bot.i18n.extract import ROOT, po_path, template
 
 TRANSLATED = [language for language in LANGUAGES if language != "en"]
@@ -43,7 +43,7 @@ def test_every_sentence_is_translated_with_the_same_placeholders(pot: Catalog, l
     for message in pot:
         if not message.id:
             continue
-        found = catalog.get(message.id)
+        found = catalog.get(message.id, message.context)
         if found is None:
             problems.append(f"missing: {message.id!r}")
             continue
@@ -65,8 +65,8 @@ def test_every_sentence_is_translated_with_the_same_placeholders(pot: Catalog, l
 @pytest.mark.parametrize("language", TRANSLATED)
 def test_no_entry_outlives_its_sentence(pot: Catalog, language: str) -> None:
     """``python -m bot.i18n.extract`` drops them; a stale entry means it was not run."""
-    known = {m.id for m in pot if m.id}
-    assert [] == [m.id for m in _catalog(language) if m.id and m.id not in known]
+    known = {(m.id, m.context) for m in pot if m.id}
+    assert [] == [m.id for m in _catalog(language) if m.id and (m.id, m.context) not in known]
 
 
 @pytest.mark.parametrize("language", TRANSLATED)
@@ -192,3 +192,15 @@ def test_the_scan_finds_a_sentence_left_inline_and_passes_a_catalogued_one(tmp_p
         '    return ok + f"But this one is inline, {name}."\n'
     )
     assert ["sample.py:5: 'But this one is inline, {}.'"] == _inline_sentences(source, "sample.py")
+
+
+# Discord's rule for a name (and its localizations): lowercase letters, digits, - and _, 1 to 32.
+DISCORD_NAME = re.compile(r"^[-_\w]{1,32}$")
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_option_names_are_valid_discord_names(language: str) -> None:
+    from adapters.discord.language import OPTION, OPTION_NAMES
+
+    names = [translate_in(language, OPTION, name) for name in OPTION_NAMES]
+    assert [] == [n for n in names if not DISCORD_NAME.match(n) or n != n.lower()]
