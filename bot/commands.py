@@ -284,8 +284,10 @@ class Commands(CreditCommands):
         """``/language [code | auto]``: the member's own language; ``/language community [code | auto]``:
         the community's default (admins). Shown privately: it is about the member."""
         words = value.strip().lower().split()
-        if words[:1] == ["community"] and not place.is_private:
-            return await self._community_language(actor, place, words[1] if len(words) > 1 else "")
+        if words[:1] == ["community"]:
+            if not place.is_private:
+                return await self._community_language(actor, place, words[1] if len(words) > 1 else "")
+            words = words[1:]  # a private chat's community is its one member
         if not words:
             return await self._language_status(actor, place)
         chosen = _language_code(words[0])
