@@ -42,6 +42,7 @@ bench: install
 	$(PY) bench/spending_limits.py
 	$(PY) bench/access_check.py
 	$(PY) bench/attachments.py
+	$(PY) bench/languages.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

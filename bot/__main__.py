@@ -37,6 +37,7 @@ from bot.credits import CreditPolicy, CreditService
 from bot.credits.limits import BotLimits
 from bot.credits.money import parse_amount
 from bot.errors import BotError, ConfigError
+from bot.i18n import set_default_language
 from bot.images.service import ImageConfig, ImageService
 from bot.logs import configure_logging
 from bot.maintenance import prune_until
@@ -89,6 +90,7 @@ def _epilog() -> str:
         "  python -m bot access block user discord:98765       refuse this Discord user\n"
         "  python -m bot credits purchases             Telegram Stars received, credit given, refunds\n"
         "  python -m bot credits refund telegram:12345 <charge id> [--force]   refund a Stars payment\n"
+        "  DEFAULT_LANGUAGE=tr python -m bot           members whose app says no language hear Turkish\n"
     )
 
 
@@ -237,6 +239,7 @@ def build_core(
     with several processes, ``gate`` keeps one answer per conversation across them and
     ``shared_lock`` / ``shared_slots`` / ``rate_storage`` (Redis) make the pool's cap, the image
     limit and the per-member rate limits exact across them."""
+    set_default_language(settings.default_language)  # DEFAULT_LANGUAGE: the last word on languages
     credits = CreditService(
         store,
         price_table(settings),

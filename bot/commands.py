@@ -16,13 +16,16 @@ from bot.chat import vision
 from bot.chat.conversations import ConversationService, picture_detail
 from bot.credits import CreditService
 from bot.errors import ValidationError
+from bot.i18n import N_, _, decimal, integer, language_name, privately, using
+from bot.i18n.catalog import LANGUAGES, normalize
+from bot.i18n.choice import Languages
 from bot.minitoolai.models import CHAT_MODELS, IMAGE_MODELS
 from bot.minitoolai.types import Usage
 from bot.payments.service import StarsService
 from bot.ports import Account, Actor, Place
 from bot.preferences import Preferences
 
-HELP = """\
+HELP = N_("""\
 Talk to me and I answer, remembering this conversation.
 Commands:
 /ask <question>: ask me something (in groups: or mention me, or reply to me)
@@ -33,6 +36,7 @@ Commands:
 /temperature [0-2 | default]: how creative the answers are
 /context [channel | user]: one shared memory here, or one per person
 /detail [low | high | auto]: how closely I look at pictures (low costs least)
+/language [en | tr | nb | auto]: the language I speak to you · /language community <code>: admins, for everyone here
 Attach pictures (JPEG, PNG, WebP, GIF; up to 10 a message) or documents (text, Markdown, CSV, JSON,
 code, logs, PDF) to a message and I read them with it. Pictures cost input tokens by their size
 (see /prices); documents cost what their text does. I keep your newest pictures in mind, not all.
@@ -41,7 +45,12 @@ Admins: /grant /take /setbalance <user> <amount> · /pool fund|cap <amount> · /
 /chatmodels, /imagemodels [names | all]: the models this community may use
 Admins: /disable chat|images · /enable chat|images · /replyall on|off (answer every message here)
 Owner: /allow /block /unblock user|chat|role <id> · /access (who may use me)
-"""
+""")
+
+
+def help_text() -> str:
+    """The help, in the current language."""
+    return _(HELP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +73,15 @@ class CreditCommands:
 
     async def credits(self, actor: Actor, place: Place) -> Reply:
         status = await self._credits.status(actor.account, _community(place))
-        return Reply(self._credits.render_status(status), private=True)
+        with privately():
+            return Reply(self._credits.render_status(status), private=True)
 
     async def usage(self, actor: Actor, place: Place) -> Reply:
         lines = await self._credits.usage(actor.account, _community(place))
-        return Reply(self._credits.render_usage(lines) + await self._purchases(actor.account), private=True)
+        with privately():
+            return Reply(
+                self._credits.render_usage(lines) + await self._purchases(actor.account), private=True
+            )
 
     async def _purchases(self, user: Account) -> str:
         """The member's latest Telegram Stars purchases, as a paragraph after the charges ("" if none)."""
@@ -82,14 +95,24 @@ class CreditCommands:
 
     def _picture_prices(self) -> str:
         """What a picture sent to a vision model costs, as the input tokens the API bills for it."""
-        lines = ["Pictures you send, as input tokens (low detail · a 1024 × 1024 picture with high or auto):"]
+        lines = [
+            _("Pictures you send, as input tokens (low detail · a 1024 × 1024 picture with high or auto):")
+        ]
         for name, model in CHAT_MODELS.items():
             if not model.vision:
                 continue
             low = vision.billed_tokens(name, 1024, 1024, "low")
             high = vision.billed_tokens(name, 1024, 1024, "high")
             cost = self._credits.prices.chat_cost(name, Usage(high, 0))
-            lines.append(f"• {name}: {low:,} tokens · {high:,} tokens ({self._credits.format_amount(cost)})")
+            lines.append(
+                _(
+                    "• {model}: {low} tokens · {high} tokens ({cost})",
+                    model=name,
+                    low=integer(low),
+                    high=integer(high),
+                    cost=self._credits.format_amount(cost),
+                )
+            )
         return "\n".join(lines)
 
     async def grant(self, actor: Actor, target: Account, amount: str, place: Place | None = None) -> Reply:
@@ -97,13 +120,15 @@ class CreditCommands:
         result = await self._credits.grant(
             actor, target, self._credits.parse_amount(amount), "admin grant", community=_community(place)
         )
-        return Reply(self._credits.render_admin(result, "granted"), private=True)
+        with privately():
+            return Reply(self._credits.render_admin(result, "granted"), private=True)
 
     async def take(self, actor: Actor, target: Account, amount: str, place: Place | None = None) -> Reply:
         result = await self._credits.take(
             actor, target, self._credits.parse_amount(amount), "admin take", community=_community(place)
         )
-        return Reply(self._credits.render_admin(result, "taken"), private=True)
+        with privately():
+            return Reply(self._credits.render_admin(result, "taken"), private=True)
 
     async def set_balance(
         self, actor: Actor, target: Account, amount: str, place: Place | None = None
@@ -111,7 +136,8 @@ class CreditCommands:
         result = await self._credits.set_balance(
             actor, target, self._credits.parse_amount(amount), "admin set", community=_community(place)
         )
-        return Reply(self._credits.render_admin(result, "set"), private=True)
+        with privately():
+            return Reply(self._credits.render_admin(result, "set"), private=True)
 
     async def pool(self, actor: Actor, place: Place, action: str, amount: str = "") -> Reply:
         community = place.community
@@ -123,29 +149,33 @@ class CreditCommands:
             off = amount.strip().lower() in ("", "off", "none")
             cap = None if off else self._credits.parse_amount(amount)
             await self._credits.set_pool_cap(actor, community, cap)
-            shown = "no limit" if cap is None else f"{self._credits.format_amount(cap)} per member per day"
-            return Reply(f"Pool limit: {shown}.")
-        raise ValidationError("Use /pool fund <amount> or /pool cap <amount | off>.")
+            if cap is None:
+                return Reply(_("Pool limit: no limit."))
+            return Reply(
+                _("Pool limit: {amount} per member per day.", amount=self._credits.format_amount(cap))
+            )
+        raise ValidationError(_("Use /pool fund <amount> or /pool cap <amount | off>."))
 
     async def spending(self, actor: Actor, place: Place) -> Reply:
         report = await self._credits.community_spending(actor, place.community)
-        return Reply(self._credits.render_spending(report), private=True)
+        with privately():
+            return Reply(self._credits.render_spending(report), private=True)
 
     async def starting_grant(self, actor: Actor, amount: str) -> Reply:
         micro = self._credits.parse_amount(amount)
         await self._credits.set_starting_grant(actor, micro)
-        return Reply(f"New users now start with {self._credits.format_amount(micro)}.")
+        return Reply(_("New users now start with {amount}.", amount=self._credits.format_amount(micro)))
 
     async def allowance(self, actor: Actor, amount: str, period: str, cap: str = "") -> Reply:
         micro = self._credits.parse_amount(amount)
         cap_micro = self._credits.parse_amount(cap) if cap.strip() else None
         result = await self._credits.set_allowance(actor, micro, period.strip().lower(), cap_micro)
         if not result.active:
-            return Reply("The periodic allowance is off.")
-        return Reply(
-            f"Everyone now gets {self._credits.format_amount(result.amount)} {result.period}, "
-            f"up to {self._credits.format_amount(result.cap)}."
-        )
+            return Reply(_("The periodic allowance is off."))
+        amount, cap = self._credits.format_amount(result.amount), self._credits.format_amount(result.cap)
+        if result.period == "weekly":
+            return Reply(_("Everyone now gets {amount} weekly, up to {cap}.", amount=amount, cap=cap))
+        return Reply(_("Everyone now gets {amount} daily, up to {cap}.", amount=amount, cap=cap))
 
 
 class Commands(CreditCommands):
@@ -157,10 +187,12 @@ class Commands(CreditCommands):
         credits: CreditService,
         prefs: Preferences,
         payments: StarsService | None = None,
+        languages: Languages | None = None,
     ) -> None:
         super().__init__(credits, payments)
         self._chat = chat
         self._prefs = prefs
+        self.languages = languages or Languages(prefs.store)
 
     # ------------------------------------------------------------ conversation settings
 
@@ -168,45 +200,53 @@ class Commands(CreditCommands):
         """A conversation the whole channel shares is an admin's to forget; one's own (per-user
         context mode, a private chat) is one's own."""
         if not place.is_private and (await self._prefs.effective(place)).context_mode == "channel":
-            self._prefs.require_admin(actor, "forget the conversation everyone here shares")
+            self._prefs.require_admin(actor, N_("forget the conversation everyone here shares"))
         count = await self._chat.reset(place, actor.account)
-        return Reply("Done: I forgot this conversation." if count else "There was nothing to forget here.")
+        return Reply(
+            _("Done: I forgot this conversation.") if count else _("There was nothing to forget here.")
+        )
 
     async def model(self, actor: Actor, place: Place, name: str = "") -> Reply:
         if not name.strip():
             current = (await self._prefs.effective(place)).model
             listed = ", ".join(f"*{m}*" if m == current else m for m in CHAT_MODELS)
-            return Reply(f"Model here: {current}. Available: {listed}.")
+            return Reply(_("Model here: {model}. Available: {models}.", model=current, models=listed))
         chosen = await self._prefs.set_model(actor, place, name)
-        return Reply(f"From now on I answer here with {chosen}.")
+        return Reply(_("From now on I answer here with {model}.", model=chosen))
 
     async def system(self, actor: Actor, place: Place, text: str = "") -> Reply:
         text = text.strip()
         if not text:
             prompt = (await self._prefs.effective(place)).system_prompt
             return Reply(
-                f"My instructions here:\n{prompt}" if prompt else "I have no special instructions here."
+                _("My instructions here:\n{prompt}", prompt=prompt)
+                if prompt
+                else _("I have no special instructions here.")
             )
         if text.lower() in ("clear", "reset", "default"):
             await self._prefs.set_system_prompt(actor, place, None)
-            return Reply("Instructions cleared: I follow the bot's default ones again.")
+            return Reply(_("Instructions cleared: I follow the bot's default ones again."))
         await self._prefs.set_system_prompt(actor, place, text)
-        return Reply("Instructions saved. They apply from the next message.")
+        return Reply(_("Instructions saved. They apply from the next message."))
 
     async def temperature(self, actor: Actor, place: Place, value: str = "") -> Reply:
         value = value.strip()
         if not value:
             current = (await self._prefs.effective(place)).temperature
-            return Reply(f"Temperature here: {'the API default (1)' if current is None else current}.")
+            if current is None:
+                return Reply(_("Temperature here: the API default (1)."))
+            return Reply(_("Temperature here: {value}.", value=decimal(f"{current:g}")))
         if value.lower() in ("default", "clear", "reset"):
             await self._prefs.set_temperature(actor, place, None)
-            return Reply("Temperature back to the default.")
+            return Reply(_("Temperature back to the default."))
         try:
             number = float(value.replace(",", "."))
         except ValueError:
-            raise ValidationError(f"Temperature must be a number from 0 to 2 (you gave “{value}”).") from None
+            raise ValidationError(
+                _("Temperature must be a number from 0 to 2 (you gave “{value}”).", value=value)
+            ) from None
         await self._prefs.set_temperature(actor, place, number)
-        return Reply(f"Temperature set to {number:g}.")
+        return Reply(_("Temperature set to {value}.", value=decimal(f"{number:g}")))
 
     async def detail(self, actor: Actor, place: Place, value: str = "") -> Reply:
         """Show or set how closely pictures are looked at here (the ``detail`` sent with them)."""
@@ -214,27 +254,81 @@ class Commands(CreditCommands):
         if not value:
             current = picture_detail(await self._prefs.effective(place))
             return Reply(
-                f"Picture detail here: {current}. Low: the model sees at most 512 × 512 and a picture costs a "
-                "fixed few tokens; high: up to 768 × 2048, counted in 512-pixel tiles; auto: the model decides "
-                "(and I reserve as for high)."
+                _(
+                    "Picture detail here: {detail}. Low: the model sees at most 512 × 512 and a picture costs a "
+                    "fixed few tokens; high: up to 768 × 2048, counted in 512-pixel tiles; auto: the model decides "
+                    "(and I reserve as for high).",
+                    detail=current,
+                )
             )
         chosen = await self._prefs.set_picture_detail(actor, place, value)
-        return Reply(f"Pictures here are now sent with detail “{chosen}”.")
+        return Reply(_("Pictures here are now sent with detail “{detail}”.", detail=chosen))
 
     async def context(self, actor: Actor, place: Place, mode: str = "") -> Reply:
         mode = mode.strip().lower()
         if not mode:
             current = (await self._prefs.effective(place)).context_mode
-            what = (
-                "one shared memory for everyone" if current == "channel" else "a separate memory per person"
-            )
-            return Reply(f"Context here: {current} ({what}).")
+            if current == "channel":
+                return Reply(_("Context here: channel (one shared memory for everyone)."))
+            return Reply(_("Context here: user (a separate memory per person)."))
         chosen = await self._prefs.set_context_mode(actor, place, mode)
         return Reply(
-            "Everyone here now shares one conversation."
+            _("Everyone here now shares one conversation.")
             if chosen == "channel"
-            else "Everyone here now has their own conversation with me."
+            else _("Everyone here now has their own conversation with me.")
         )
+
+    # ------------------------------------------------------------ language
+
+    async def language(self, actor: Actor, place: Place, value: str = "") -> Reply:
+        """``/language [code | auto]``: the member's own language; ``/language community [code | auto]``:
+        the community's default (admins). Shown privately: it is about the member."""
+        words = value.strip().lower().split()
+        if words[:1] == ["community"]:
+            if not place.is_private:
+                return await self._community_language(actor, place, words[1] if len(words) > 1 else "")
+            words = words[1:]  # a private chat's community is its one member
+        if not words:
+            return await self._language_status(actor, place)
+        chosen = _language_code(words[0])
+        await self.languages.set_member(actor.account, chosen)
+        if chosen is None:
+            voice = await self.languages.voice(actor.account, place)
+            with using(voice.private):
+                return Reply(_("Done: I choose your language myself again."), private=True)
+        with using(chosen):
+            return Reply(
+                _("Done: I speak {language} with you from now on.", language=language_name(chosen)),
+                private=True,
+            )
+
+    async def _community_language(self, actor: Actor, place: Place, code: str) -> Reply:
+        if not code:
+            chosen = await self.languages.community_choice(place)
+            shown = language_name(chosen) if chosen else _("none (each member's own)")
+            return Reply(_("Language of this community: {language}.", language=shown))
+        self._prefs.require_admin(actor, N_("change this community's language"))
+        language = _language_code(code)
+        await self.languages.set_community(place, language)
+        if language is None:
+            return Reply(_("Done: this community has no language of its own any more."))
+        with using(language):
+            return Reply(_("Done: I speak {language} here from now on.", language=language_name(language)))
+
+    async def _language_status(self, actor: Actor, place: Place) -> Reply:
+        own = await self.languages.member_choice(actor.account)
+        community = await self.languages.community_choice(place)
+        with privately():
+            lines = [_("Your language: {language}.", language=language_name(own) if own else _("automatic"))]
+            if community:
+                lines.append(_("Language of this community: {language}.", language=language_name(community)))
+            lines.append(
+                _(
+                    "Available: {languages}.",
+                    languages=", ".join(f"{code} ({name})" for code, (name, _a) in LANGUAGES.items()),
+                )
+            )
+            return Reply("\n".join(lines), private=True)
 
     # ------------------------------------------------------------ allowed models (community admins)
 
@@ -243,24 +337,38 @@ class Commands(CreditCommands):
         if names.strip():
             await self._prefs.set_chat_models(actor, place, _model_names(names))
         allowed = (await self._prefs.effective(place)).allowed_chat_models
-        return Reply(_allowed_text("Chat", allowed, tuple(CHAT_MODELS)))
+        if not allowed:
+            return Reply(_("Chat models allowed here: all ({models}).", models=", ".join(CHAT_MODELS)))
+        return Reply(_("Chat models allowed here: {models}.", models=", ".join(allowed)))
 
     async def image_models(self, actor: Actor, place: Place, names: str = "") -> Reply:
         if names.strip():
             await self._prefs.set_image_models(actor, place, allowed=_model_names(names))
         allowed = (await self._prefs.effective(place)).allowed_image_models
-        return Reply(_allowed_text("Image", allowed, tuple(IMAGE_MODELS)))
+        if not allowed:
+            return Reply(_("Image models allowed here: all ({models}).", models=", ".join(IMAGE_MODELS)))
+        return Reply(_("Image models allowed here: {models}.", models=", ".join(allowed)))
+
+
+def _language_code(text: str) -> str | None:
+    """One of our languages, or None for ``auto`` (choose from the platform again)."""
+    if text in ("auto", "off", "clear", "reset", "default"):
+        return None
+    code = normalize(text)
+    if code is None:
+        raise ValidationError(
+            _(
+                "I don't speak “{code}” yet. Choose one of: {languages}, or auto.",
+                code=text,
+                languages=", ".join(LANGUAGES),
+            )
+        )
+    return code
 
 
 def _model_names(text: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(n.strip().lower() for n in text.replace(",", " ").split() if n.strip()))
     return () if names in (("all",), ("any",)) else names
-
-
-def _allowed_text(kind: str, allowed: tuple[str, ...], every: tuple[str, ...]) -> str:
-    if not allowed:
-        return f"{kind} models allowed here: all ({', '.join(every)})."
-    return f"{kind} models allowed here: {', '.join(allowed)}."
 
 
 def _community(place: Place | None) -> Place | None:

@@ -30,16 +30,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.i18n.catalog import N_, _
+
 
 class BotError(Exception):
-    """Base of every error the bot raises on purpose."""
+    """Base of every error the bot raises on purpose.
 
-    user_message: str = "Something went wrong on my side. Please try again in a moment."
+    ``default_message`` is an English catalog entry, translated when ``user_message`` is read (in
+    the language of whoever is being answered); a ``user_message`` given when raising is already
+    in that language.
+    """
+
+    default_message: str = N_("Something went wrong on my side. Please try again in a moment.")
 
     def __init__(self, message: str = "", *, user_message: str | None = None) -> None:
-        super().__init__(message or self.user_message)
-        if user_message is not None:
-            self.user_message = user_message
+        super().__init__(message or self.default_message)
+        self._user_message = user_message
+
+    @property
+    def user_message(self) -> str:
+        return self._user_message if self._user_message is not None else _(self.default_message)
 
 
 class UserError(BotError):
@@ -60,7 +70,9 @@ class InsufficientCredits(UserError):
     group or server channel may see.
     """
 
-    public_message = "You don't have enough credit for this."
+    @property
+    def public_message(self) -> str:
+        return _("You don't have enough credit for this.")
 
     def __init__(self, message: str, *, balance: int = 0, needed: int = 0) -> None:
         super().__init__(message)
@@ -80,11 +92,19 @@ class SpendingLimitReached(UserError):
     """The bot-wide spending limit of a period (``"day"`` or ``"month"``) would be passed."""
 
     def __init__(self, message: str = "", *, period: str = "day", key: str = "", limit: int = 0) -> None:
-        when = "tomorrow (after 00:00 UTC)" if period == "day" else "next month"
         super().__init__(
             message
-            or f"The bot has reached the {'daily' if period == 'day' else 'monthly'} spending limit its "
-            f"owner set, so I can't do this now. Please try again {when}. You were not charged."
+            or (
+                _(
+                    "The bot has reached the daily spending limit its owner set, so I can't do this now. "
+                    "Please try again tomorrow (after 00:00 UTC). You were not charged."
+                )
+                if period == "day"
+                else _(
+                    "The bot has reached the monthly spending limit its owner set, so I can't do this now. "
+                    "Please try again next month. You were not charged."
+                )
+            )
         )
         self.period = period
         self.key = key
@@ -102,7 +122,7 @@ class TooFast(UserError):
 class MiniToolAIError(BotError):
     """The MiniToolAI API refused a request or could not be reached."""
 
-    user_message = "The AI service could not answer right now. Please try again in a moment."
+    default_message = N_("The AI service could not answer right now. Please try again in a moment.")
 
     def __init__(
         self,
@@ -119,25 +139,27 @@ class MiniToolAIError(BotError):
 
 
 class AuthenticationError(MiniToolAIError):
-    user_message = (
+    default_message = N_(
         "The bot's owner needs to top up or check their MiniToolAI account, so I can't answer "
         "right now. You were not charged."
     )
 
 
 class PaymentRequired(MiniToolAIError):
-    user_message = (
+    default_message = N_(
         "The bot's owner needs to top up their MiniToolAI balance, so I can't answer right now. "
         "You were not charged."
     )
 
 
 class InvalidRequest(MiniToolAIError):
-    user_message = "The AI service refused this request as invalid. Please rephrase or change the options."
+    default_message = N_(
+        "The AI service refused this request as invalid. Please rephrase or change the options."
+    )
 
 
 class RateLimited(MiniToolAIError):
-    user_message = "The AI service is busy (rate limited). Please try again in a few seconds."
+    default_message = N_("The AI service is busy (rate limited). Please try again in a few seconds.")
 
     def __init__(self, message: str = "", *, retry_after: float | None = None, **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
@@ -145,7 +167,7 @@ class RateLimited(MiniToolAIError):
 
 
 class ServiceUnavailable(MiniToolAIError):
-    user_message = "The AI service is unavailable right now. Please try again in a moment."
+    default_message = N_("The AI service is unavailable right now. Please try again in a moment.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +180,7 @@ class PartialAnswer:
 
 
 class StreamInterrupted(MiniToolAIError):
-    user_message = "The answer was cut off because the connection to the AI service broke."
+    default_message = N_("The answer was cut off because the connection to the AI service broke.")
 
     def __init__(self, message: str = "", *, partial: PartialAnswer, **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
@@ -166,11 +188,11 @@ class StreamInterrupted(MiniToolAIError):
 
 
 class JobFailed(MiniToolAIError):
-    user_message = "The image could not be generated. You were not charged for it."
+    default_message = N_("The image could not be generated. You were not charged for it.")
 
 
 class BadImage(MiniToolAIError):
-    user_message = "The finished image could not be downloaded safely. You were not charged for it."
+    default_message = N_("The finished image could not be downloaded safely. You were not charged for it.")
 
 
 class PlatformRateLimited(BotError):
@@ -188,7 +210,7 @@ class PlatformUnavailable(BotError):
 class StorageError(BotError):
     """The database could not be opened, migrated or written."""
 
-    user_message = "I could not save this right now. Please try again in a moment."
+    default_message = N_("I could not save this right now. Please try again in a moment.")
 
 
 class ConfigError(BotError):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.errors import NotAllowed, ValidationError
+from bot.i18n import N_, _
 from bot.minitoolai.models import CHAT_MODELS, IMAGE_MODELS
 from bot.ports import Actor, ChannelSettings, ContextMode, Place, SettingsStore
 
@@ -50,13 +51,17 @@ class Preferences:
         self._defaults = defaults
         self._admin_ids = admin_ids
 
+    @property
+    def store(self) -> SettingsStore:
+        return self._store
+
     def is_admin(self, actor: Actor) -> bool:
         account = actor.account
         return actor.is_platform_admin or f"{account.platform}:{account.holder}" in self._admin_ids
 
     def require_admin(self, actor: Actor, what: str) -> None:
         if not self.is_admin(actor):
-            raise NotAllowed(f"Only admins of this server or group can {what}.")
+            raise NotAllowed(_("Only admins of this server or group can {what}.", what=_(what)))
 
     async def effective(self, place: Place) -> Effective:
         parent = place.parent_place
@@ -104,14 +109,22 @@ class Preferences:
         name = model.strip().lower()
         if name not in CHAT_MODELS:
             raise ValidationError(
-                f"I don't know the model “{model}”. Choose one of: {', '.join(CHAT_MODELS)}."
+                _(
+                    "I don't know the model “{model}”. Choose one of: {models}.",
+                    model=model,
+                    models=", ".join(CHAT_MODELS),
+                )
             )
         allowed = (await self.effective(place)).allowed_chat_models
         if allowed and name not in allowed:
             raise NotAllowed(
-                f"The chat model {name} is not allowed here. Choose one of: {', '.join(allowed)}."
+                _(
+                    "The chat model {model} is not allowed here. Choose one of: {models}.",
+                    model=name,
+                    models=", ".join(allowed),
+                )
             )
-        await self.update(actor, place, "change the model", model=name)
+        await self.update(actor, place, N_("change the model"), model=name)
         return name
 
     async def set_chat_models(self, actor: Actor, place: Place, allowed: tuple[str, ...]) -> None:
@@ -119,36 +132,45 @@ class Preferences:
         for name in allowed:
             if name not in CHAT_MODELS:
                 raise ValidationError(
-                    f"I don't know the chat model “{name}”. Choose from: {', '.join(CHAT_MODELS)}."
+                    _(
+                        "I don't know the chat model “{model}”. Choose from: {models}.",
+                        model=name,
+                        models=", ".join(CHAT_MODELS),
+                    )
                 )
-        await self.update(actor, place.community, "change the allowed models", allowed_chat_models=allowed)
+        await self.update(
+            actor, place.community, N_("change the allowed models"), allowed_chat_models=allowed
+        )
 
     async def set_system_prompt(self, actor: Actor, place: Place, prompt: str | None) -> None:
         if prompt is not None:
             prompt = prompt.strip()
             if not prompt:
                 raise ValidationError(
-                    "The system prompt is empty. Give some text, or use clear to remove it."
+                    _("The system prompt is empty. Give some text, or use clear to remove it.")
                 )
             if len(prompt) > MAX_SYSTEM_PROMPT_CHARS:
                 raise ValidationError(
-                    f"The system prompt is too long ({len(prompt)} characters; at most "
-                    f"{MAX_SYSTEM_PROMPT_CHARS})."
+                    _(
+                        "The system prompt is too long ({length} characters; at most {limit}).",
+                        length=len(prompt),
+                        limit=MAX_SYSTEM_PROMPT_CHARS,
+                    )
                 )
-        await self.update(actor, place, "change the system prompt", system_prompt=prompt)
+        await self.update(actor, place, N_("change the system prompt"), system_prompt=prompt)
 
     async def set_temperature(self, actor: Actor, place: Place, value: float | None) -> None:
         if value is not None and not 0 <= value <= 2:
-            raise ValidationError(f"Temperature must be between 0 and 2 (you gave {value}).")
-        await self.update(actor, place, "change the temperature", temperature=value)
+            raise ValidationError(_("Temperature must be between 0 and 2 (you gave {value}).", value=value))
+        await self.update(actor, place, N_("change the temperature"), temperature=value)
 
     async def set_context_mode(self, actor: Actor, place: Place, mode: str) -> ContextMode:
         if mode not in ("channel", "user"):
             raise ValidationError(
-                "Context mode is either “channel” (shared memory) or “user” (one per person)."
+                _("Context mode is either “channel” (shared memory) or “user” (one per person).")
             )
         chosen: ContextMode = "channel" if mode == "channel" else "user"
-        await self.update(actor, place, "change the context mode", context_mode=chosen)
+        await self.update(actor, place, N_("change the context mode"), context_mode=chosen)
         return chosen
 
     async def set_picture_detail(self, actor: Actor, place: Place, detail: str) -> str:
@@ -156,10 +178,12 @@ class Preferences:
         chosen = detail.strip().lower()
         if chosen not in ("low", "high", "auto"):
             raise ValidationError(
-                "Picture detail is “low” (cheapest: the model sees 512 × 512 at most), “high” (the model "
-                "sees up to 768 × 2048, and it costs more) or “auto” (the model decides)."
+                _(
+                    "Picture detail is “low” (cheapest: the model sees 512 × 512 at most), “high” (the model "
+                    "sees up to 768 × 2048, and it costs more) or “auto” (the model decides)."
+                )
             )
-        self.require_admin(actor, "change the picture detail")
+        self.require_admin(actor, N_("change the picture detail"))
         current = await self._store.get_settings(place) or ChannelSettings()
         extra = {**current.extra, "detail": chosen}
         await self._store.put_settings(place, dataclasses.replace(current, extra=extra))
@@ -176,11 +200,15 @@ class Preferences:
         for name in (*(allowed or ()), *((default,) if default else ())):
             if name not in IMAGE_MODELS:
                 raise ValidationError(
-                    f"I don't know the image model “{name}”. Choose from: {', '.join(IMAGE_MODELS)}."
+                    _(
+                        "I don't know the image model “{model}”. Choose from: {models}.",
+                        model=name,
+                        models=", ".join(IMAGE_MODELS),
+                    )
                 )
         changes: dict[str, Any] = {}
         if default is not None:
             changes["image_model"] = default
         if allowed is not None:
             changes["allowed_image_models"] = allowed
-        await self.update(actor, place.community, "change the image models", **changes)
+        await self.update(actor, place.community, N_("change the image models"), **changes)

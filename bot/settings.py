@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.i18n.catalog import LANGUAGES, normalize
 from bot.minitoolai.models import CHAT_MODELS, IMAGE_MODELS
 
 
@@ -41,7 +42,9 @@ class Settings(BaseSettings):
 
     # --- chat defaults
     default_chat_model: str = "gpt-4o-mini"
-    default_system_prompt: str = "You are a helpful assistant in a group chat. Answer concisely."
+    default_system_prompt: str = (
+        "You are a helpful assistant in a group chat. Answer concisely, in the language you are asked in."
+    )
     max_completion_tokens: int = Field(1000, ge=1, le=16384)
     default_temperature: float | None = Field(None, ge=0, le=2)
     context_margin_tokens: int = Field(256, ge=0)
@@ -118,6 +121,17 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     metrics_listen: str = ""  # host:port for /healthz, /readyz and /metrics; empty = off
+
+    # --- languages (bot.i18n): when neither the member, their community nor their app says
+    default_language: str = "en"
+
+    @field_validator("default_language")
+    @classmethod
+    def _check_language(cls, value: str) -> str:
+        language = normalize(value)
+        if language is None:
+            raise ValueError(f"expected one of {', '.join(LANGUAGES)} (or no, nn, nb-NO, tr-TR, ...)")
+        return language
 
     @field_validator(
         "minitoolai_base_url", "discord_api_base_url", "telegram_api_base_url", "telegram_file_base_url"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -16,9 +17,12 @@ from typing import TextIO
 
 from bot.chat.attachments import MAX_UPLOAD_BYTES, Upload
 from bot.chat.conversations import MAX_FILES_PER_MESSAGE, ChatRequest, View
+from bot.commands import help_text
 from bot.core import Core
 from bot.display.streaming import Outcome, PacingPolicy
 from bot.errors import BotError, UserError
+from bot.i18n import _
+from bot.i18n.catalog import set_voice
 from bot.images.options import parse_imagine_args
 from bot.minitoolai.types import DownloadedImage
 from bot.ports import Account, Actor, ImageJob, Place
@@ -89,7 +93,7 @@ class ConsoleImages:
         self._folder.mkdir(parents=True, exist_ok=True)
         path = self._folder / f"{job_id}.{_EXTENSIONS.get(image.mime, 'img')}"
         path.write_bytes(image.data)
-        self._say(f"Saved {path}\n{caption}")
+        self._say(_("Saved {path}", path=str(path)) + f"\n{caption}")
         return str(path)
 
     async def delete(self, handle: str) -> None:
@@ -125,13 +129,16 @@ class ConsoleAdapter:
         self._core.images.register_platform(PLATFORM, self._images)
         await self._core.images.resume(PLATFORM)
         reader = self._stdin or await _stdin_reader()
-        self._print("MiniToolAI Bot in your terminal. Type a message, /help for commands, Ctrl-D to quit.\n")
+        await self._speak()
+        self._print(
+            _("MiniToolAI Bot in your terminal. Type a message, /help for commands, Ctrl-D to quit.") + "\n"
+        )
         while not stop.is_set():
             self._out.write("you> ")
             self._out.flush()
             line_task = asyncio.ensure_future(reader.readline())
             stop_task = asyncio.ensure_future(stop.wait())
-            done, _ = await asyncio.wait({line_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            done, _pending = await asyncio.wait({line_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
             stop_task.cancel()
             if line_task not in done:
                 line_task.cancel()
@@ -142,7 +149,13 @@ class ConsoleAdapter:
                 break
             line = raw.decode("utf-8", "replace").strip()
             if line:
+                await self._speak()  # a /language of the line before applies
                 await self._handle(line)
+
+    async def _speak(self) -> None:
+        """The terminal's language: /language, else the shell's locale (LANG), else DEFAULT_LANGUAGE."""
+        hint = os.environ.get("LC_ALL") or os.environ.get("LC_MESSAGES") or os.environ.get("LANG")
+        set_voice(await self._core.commands.languages.voice(OWNER, PLACE, hint))
 
     async def _handle(self, line: str) -> None:
         try:
@@ -170,9 +183,9 @@ class ConsoleAdapter:
         except ValueError:
             words = rest.split(" ", 1)
         if not words:
-            raise UserError("Use /attach FILE, or /attach FILE your question (quote a path with spaces).")
+            raise UserError(_("Use /attach FILE, or /attach FILE your question (quote a path with spaces)."))
         if len(self._attached) >= MAX_FILES_PER_MESSAGE:
-            raise UserError(f"At most {MAX_FILES_PER_MESSAGE} files go with one message.")
+            raise UserError(_("At most {n} files go with one message.", n=MAX_FILES_PER_MESSAGE))
         upload = await asyncio.to_thread(_read_file, words[0])
         self._attached.append(upload)
         question = " ".join(words[1:])
@@ -180,11 +193,16 @@ class ConsoleAdapter:
             await self._chat(question)
         else:
             self._print(
-                f"Attached {upload.name} ({max(1, len(upload.data) // 1024)} KB): it goes with your next message.\n"
+                _(
+                    "Attached {name} ({size} KB): it goes with your next message.",
+                    name=upload.name,
+                    size=max(1, len(upload.data) // 1024),
+                )
+                + "\n"
             )
 
     async def _command(self, line: str) -> None:
-        name, _, rest = line[1:].partition(" ")
+        name, _sep, rest = line[1:].partition(" ")
         name, rest = name.lower(), rest.strip()
         commands, actor = self._core.commands, self._actor
         if name in ("quit", "exit"):
@@ -212,6 +230,7 @@ class ConsoleAdapter:
             "credits": lambda: commands.credits(actor, PLACE),
             "usage": lambda: commands.usage(actor, PLACE),
             "prices": lambda: commands.prices(),
+            "language": lambda: commands.language(actor, PLACE, rest),
         }
         if name in simple:
             reply = await simple[name]()
@@ -219,18 +238,18 @@ class ConsoleAdapter:
         elif name in ("grant", "take", "setbalance"):
             await self._admin(name, rest)
         elif name == "help" or name == "start":
-            from bot.commands import HELP
-
             self._print(
-                HELP + "In the terminal: /attach FILE [question] sends a picture or document from disk.\n"
+                help_text()
+                + _("In the terminal: /attach FILE [question] sends a picture or document from disk.")
+                + "\n"
             )
         else:
-            self._print(f"! I don't know /{name}. Type /help for the list.\n")
+            self._print("! " + _("I don't know /{command}. Type /help for the list.", command=name) + "\n")
 
     async def _admin(self, name: str, rest: str) -> None:
         parts = shlex.split(rest)
         if len(parts) != 2:
-            raise UserError(f"Use /{name} <user id> <amount>.")
+            raise UserError(_("Use /{command} <user id> <amount>.", command=name))
         target = Account(PLATFORM, parts[0])
         commands, actor = self._core.commands, self._actor
         action = {"grant": commands.grant, "take": commands.take, "setbalance": commands.set_balance}[name]
@@ -248,11 +267,18 @@ def _read_file(typed: str) -> Upload:
         size = path.stat().st_size
         if size > MAX_UPLOAD_BYTES:
             raise UserError(
-                f"{path.name} is too large ({size // 1024 // 1024} MB; at most {MAX_UPLOAD_BYTES // 1024 // 1024} MB)."
+                _(
+                    "{name} is too large ({size} MB; at most {limit} MB).",
+                    name=path.name,
+                    size=size // 1024 // 1024,
+                    limit=MAX_UPLOAD_BYTES // 1024 // 1024,
+                )
             )
         return Upload(path.name, path.read_bytes())
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        raise UserError(f"I can't read {path}: {exc.strerror or 'no such file'}.") from None
+        raise UserError(
+            _("I can't read {path}: {reason}.", path=str(path), reason=exc.strerror or _("no such file"))
+        ) from None
 
 
 async def _stdin_reader() -> asyncio.StreamReader:

@@ -18,24 +18,26 @@ import logging
 import discord
 from discord import app_commands
 
+from adapters.discord.language import speak_interaction, speak_message
 from adapters.discord.places import PLATFORM, account, interaction_actor, interaction_place, message_place
 from adapters.discord.replies import NO_PINGS, guarded, reply
 from bot.access.policy import Asker
 from bot.core import Core
 from bot.errors import ValidationError
+from bot.i18n import N_, _, privately
 
 logger = logging.getLogger(__name__)
 
 ADMIN = app_commands.default_permissions(manage_guild=True)
 WHAT = [
-    app_commands.Choice(name="user", value="user"),
-    app_commands.Choice(name="server", value="server"),
-    app_commands.Choice(name="channel", value="channel"),
-    app_commands.Choice(name="role", value="role"),
+    app_commands.Choice(name=N_("user"), value="user"),
+    app_commands.Choice(name=N_("server"), value="server"),
+    app_commands.Choice(name=N_("channel"), value="channel"),
+    app_commands.Choice(name=N_("role"), value="role"),
 ]
 SWITCHES = [
-    app_commands.Choice(name="chat", value="chat"),
-    app_commands.Choice(name="images", value="images"),
+    app_commands.Choice(name=N_("chat"), value="chat"),
+    app_commands.Choice(name=N_("images"), value="images"),
 ]
 
 
@@ -51,7 +53,10 @@ class AccessGate:
         self._core = core
 
     async def admit_interaction(self, interaction: discord.Interaction) -> bool:
-        """Slash commands and buttons: True to go on; False after an ephemeral refusal."""
+        """Slash commands and buttons: True to go on; False after an ephemeral refusal.
+
+        Every interaction passes here first, so this is also where its languages are chosen."""
+        await speak_interaction(self._core, interaction)
         access = self._core.access
         if not access.configured or interaction.type is discord.InteractionType.autocomplete:
             return True
@@ -63,13 +68,15 @@ class AccessGate:
             "refused %s in %s/%s: %s", interaction.user.id, place.scope, place.channel, decision.reason
         )
         try:
-            await reply(interaction, decision.sentence, ephemeral=True)
+            with privately():
+                await reply(interaction, decision.sentence, ephemeral=True)
         except discord.HTTPException:
             logger.warning("could not tell a refused user why", exc_info=True)
         return False
 
     async def admit_message(self, message: discord.Message) -> bool:
         """A message for the bot: True to answer it; False after the refusal (said once per channel)."""
+        await speak_message(self._core, message)
         access = self._core.access
         if not access.configured:
             return True
@@ -103,8 +110,8 @@ def access_commands(core: Core) -> list[app_commands.Command]:
     def rule_command(verdict: str, description: str) -> app_commands.Command:
         @app_commands.command(name=verdict, description=description)
         @app_commands.describe(
-            what="A user, a server, a channel (a thread counts as its channel) or a role",
-            target="The id or a mention; for a server or channel, nothing means this one",
+            what=N_("A user, a server, a channel (a thread counts as its channel) or a role"),
+            target=N_("The id or a mention; for a server or channel, nothing means this one"),
         )
         @app_commands.choices(what=WHAT)
         @ADMIN
@@ -118,7 +125,7 @@ def access_commands(core: Core) -> list[app_commands.Command]:
 
         return run
 
-    @app_commands.command(name="access", description="Who may use the bot (bot owner).")
+    @app_commands.command(name="access", description=N_("Who may use the bot (bot owner)."))
     @ADMIN
     async def list_access(interaction: discord.Interaction) -> None:
         async def work() -> None:
@@ -127,7 +134,12 @@ def access_commands(core: Core) -> list[app_commands.Command]:
         await guarded(interaction, work(), "/access")
 
     def switch_command(name: str, on: bool) -> app_commands.Command:
-        @app_commands.command(name=name, description=f"{name.capitalize()} chat or pictures in this channel.")
+        @app_commands.command(
+            name=name,
+            description=N_("Enable chat or pictures in this channel.")
+            if on
+            else N_("Disable chat or pictures in this channel."),
+        )
         @app_commands.choices(what=SWITCHES)
         @app_commands.guild_only()
         @ADMIN
@@ -141,7 +153,7 @@ def access_commands(core: Core) -> list[app_commands.Command]:
         return run
 
     @app_commands.command(
-        name="replyall", description="Answer every message in this channel, or only when addressed."
+        name="replyall", description=N_("Answer every message in this channel, or only when addressed.")
     )
     @app_commands.guild_only()
     @ADMIN
@@ -153,9 +165,9 @@ def access_commands(core: Core) -> list[app_commands.Command]:
         await guarded(interaction, work(), "/replyall")
 
     return [
-        rule_command("allow", "Let a user, server, channel or role use the bot (bot owner)."),
-        rule_command("block", "Refuse a user, server or channel; a block always wins (bot owner)."),
-        rule_command("unblock", "Lift a block, or forget an allow made by command (bot owner)."),
+        rule_command("allow", N_("Let a user, server, channel or role use the bot (bot owner).")),
+        rule_command("block", N_("Refuse a user, server or channel; a block always wins (bot owner).")),
+        rule_command("unblock", N_("Lift a block, or forget an allow made by command (bot owner).")),
         list_access,
         switch_command("disable", on=False),
         switch_command("enable", on=True),
@@ -168,4 +180,4 @@ def _here(interaction: discord.Interaction, what: str) -> str:
         return str(interaction.guild_id)
     if what == "channel" and interaction.channel_id is not None:
         return str(interaction.channel_id)
-    raise ValidationError(f"Give the {what}'s id or mention in target.")
+    raise ValidationError(_("Give the id or mention of the {what} in target.", what=what))

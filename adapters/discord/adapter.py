@@ -29,6 +29,7 @@ from adapters.discord.chat import ChatFlows
 from adapters.discord.commands import CommandSet
 from adapters.discord.config import DiscordConfig
 from adapters.discord.images import ImageFlows
+from adapters.discord.language import CatalogTranslator
 from adapters.discord.messages import MessageFlows
 from adapters.discord.pacing import ChannelPacing, GlobalGate, RateBook
 from adapters.discord.places import PLATFORM
@@ -172,6 +173,7 @@ class DiscordAdapter:
         self, client: discord.Client, tree: app_commands.CommandTree, images: ImageFlows
     ) -> None:
         assert client.application_id is not None  # set by login, before setup_hook
+        await tree.set_translator(CatalogTranslator())  # tr and no localizations from the catalogs
         await sync_if_changed(
             tree, self._core.credits.store, client.application_id, self._config.dev_guild_id
         )

@@ -14,6 +14,7 @@ import discord
 from bot.chat.attachments import Upload
 from bot.chat.conversations import MAX_FILES_PER_MESSAGE
 from bot.errors import ValidationError
+from bot.i18n import _, number
 
 
 async def download_files(attachments: Sequence[discord.Attachment], max_bytes: int) -> tuple[Upload, ...]:
@@ -23,17 +24,24 @@ async def download_files(attachments: Sequence[discord.Attachment], max_bytes: i
     downloading) or one that cannot be fetched.
     """
     if len(attachments) > MAX_FILES_PER_MESSAGE:
-        raise ValidationError(f"Please attach at most {MAX_FILES_PER_MESSAGE} files per message.")
+        raise ValidationError(_("Please attach at most {n} files per message.", n=MAX_FILES_PER_MESSAGE))
     files = []
     for attachment in attachments:
         if attachment.size > max_bytes:
+            megabytes = round(attachment.size / 1024 / 1024, 1)
             raise ValidationError(
-                f"{attachment.filename} is too large ({attachment.size / 1024 / 1024:.1f} MB; "
-                f"at most {max_bytes // 1024 // 1024} MB)."
+                _(
+                    "{name} is too large ({size} MB; at most {limit} MB).",
+                    name=attachment.filename,
+                    size=number(megabytes, 1),
+                    limit=max_bytes // 1024 // 1024,
+                )
             )
         try:
             data = await attachment.read()
         except discord.HTTPException:
-            raise ValidationError(f"I could not download {attachment.filename}. Please try again.") from None
+            raise ValidationError(
+                _("I could not download {name}. Please try again.", name=attachment.filename)
+            ) from None
         files.append(Upload(attachment.filename, data))
     return tuple(files)

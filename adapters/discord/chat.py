@@ -22,6 +22,7 @@ from bot.chat.conversations import AnswerResult, ChatRequest
 from bot.chat.conversations import View as AnswerView
 from bot.core import Core
 from bot.errors import InsufficientCredits, NotAllowed
+from bot.i18n import _
 from bot.ports import Account
 
 logger = logging.getLogger(__name__)
@@ -96,8 +97,11 @@ class ChatFlows:
         try:
             await message.author.send(exc.user_message, allowed_mentions=NO_PINGS)
         except discord.HTTPException:
-            return f"{exc.public_message} Use /credits to see your balance (only you will see it)."
-        return f"{exc.public_message} I sent you the details in a direct message."
+            return _(
+                "{refusal} Use /credits to see your balance (only you will see it).",
+                refusal=exc.public_message,
+            )
+        return _("{refusal} I sent you the details in a direct message.", refusal=exc.public_message)
 
     @staticmethod
     async def _tell(message: discord.Message, channel: discord.abc.Messageable, text: str) -> None:
@@ -119,13 +123,13 @@ class ChatFlows:
         if stopped:
             await interaction.response.defer()  # the answer itself shows "Stopped."
         elif interaction.user.id != asker_id and not is_admin:
-            raise NotAllowed("Only the person who asked, or an admin, can stop this answer.")
+            raise NotAllowed(_("Only the person who asked, or an admin, can stop this answer."))
         else:
-            await reply(interaction, "That answer is already finished.", ephemeral=True)
+            await reply(interaction, _("That answer is already finished."), ephemeral=True)
 
     async def regenerate(self, interaction: discord.Interaction, channel_id: int, asker_id: int) -> None:
         if interaction.user.id != asker_id:
-            raise NotAllowed("Only the person who asked can regenerate this answer.")
+            raise NotAllowed(_("Only the person who asked can regenerate this answer."))
         place = interaction_place(interaction)
         self._core.access.require_chat(place)
         await interaction.response.defer(thinking=True)

@@ -20,12 +20,15 @@ from adapters.discord.attachments import download_files
 from adapters.discord.chat import ChatFlows
 from adapters.discord.config import DiscordConfig
 from adapters.discord.images import ImageFlows
+from adapters.discord.language import described
 from adapters.discord.places import account, interaction_actor, interaction_place
 from adapters.discord.replies import guarded, reply, reply_error
 from bot.chat.conversations import ChatRequest
-from bot.commands import HELP, Reply
+from bot.commands import Reply, help_text
 from bot.core import Core
 from bot.errors import ValidationError
+from bot.i18n import N_, _, privately
+from bot.i18n.catalog import LANGUAGES
 from bot.images.options import SIZE_PRESETS, ImageOptions
 from bot.minitoolai.models import (
     CFG_SCALE_RANGE,
@@ -41,6 +44,10 @@ CHAT_MODEL_CHOICES = [app_commands.Choice(name=m, value=m) for m in CHAT_MODELS]
 IMAGE_MODEL_CHOICES = [app_commands.Choice(name=m, value=m) for m in IMAGE_MODELS][:25]
 SIZE_CHOICES = [app_commands.Choice(name=f"{n} ({w}×{h})", value=n) for n, (w, h) in SIZE_PRESETS.items()]
 ADMIN = app_commands.default_permissions(manage_guild=True)
+LANGUAGE_CHOICES = [
+    *(app_commands.Choice(name=name, value=code) for code, (name, _aliases) in LANGUAGES.items()),
+    app_commands.Choice(name=N_("automatic"), value="auto"),
+]
 
 
 def credits_actor(interaction: discord.Interaction) -> Actor:
@@ -91,12 +98,14 @@ class CommandSet:
     # ------------------------------------------------------------ chat and pictures
 
     def _chat_command(self) -> app_commands.Command:
-        @app_commands.command(name="chat", description="Ask me something; I remember this conversation.")
+        @app_commands.command(name="chat", description=N_("Ask me something; I remember this conversation."))
         @app_commands.describe(
-            prompt="What you want to ask",
-            image="A picture for me to look at",
-            model="Answer with this model",
-            file="A document for me to read (text, Markdown, CSV, JSON, code, logs, PDF) or another picture",
+            prompt=N_("What you want to ask"),
+            image=N_("A picture for me to look at"),
+            model=N_("Answer with this model"),
+            file=N_(
+                "A document for me to read (text, Markdown, CSV, JSON, code, logs, PDF) or another picture"
+            ),
         )
         @app_commands.choices(model=CHAT_MODEL_CHOICES)
         async def chat(
@@ -121,7 +130,11 @@ class CommandSet:
         # Checks that need no I/O come first, so a mistake gets a clean ephemeral reply.
         if model is not None and model not in CHAT_MODELS:
             raise ValidationError(
-                f"I don't know the model “{model}”. Choose one of: {', '.join(CHAT_MODELS)}."
+                _(
+                    "I don't know the model “{model}”. Choose one of: {models}.",
+                    model=model,
+                    models=", ".join(CHAT_MODELS),
+                )
             )
         self._core.access.require_chat(interaction_place(interaction))
         await interaction.response.defer(thinking=True)  # the 3-second deadline
@@ -141,17 +154,23 @@ class CommandSet:
         await self._chat.answer_interaction(interaction, with_model(request, model))
 
     def _imagine_command(self) -> app_commands.Command:
-        @app_commands.command(name="imagine", description="Make a picture from a description.")
+        @app_commands.command(name="imagine", description=N_("Make a picture from a description."))
         @app_commands.describe(
-            prompt="What the picture shows",
-            model="Image model",
-            size="A size preset (or give width and height)",
-            width=f"Width in pixels ({SIZE_RANGE[0]}-{SIZE_RANGE[1]})",
-            height=f"Height in pixels ({SIZE_RANGE[0]}-{SIZE_RANGE[1]})",
-            steps=f"Steps ({STEPS_RANGE[0]}-{STEPS_RANGE[1]}): more is finer and slower",
-            cfg=f"How closely to follow the prompt ({CFG_SCALE_RANGE[0]}-{CFG_SCALE_RANGE[1]})",
-            scheduler="Sampler",
-            negative="What to leave out",
+            prompt=N_("What the picture shows"),
+            model=N_("Image model"),
+            size=N_("A size preset (or give width and height)"),
+            width=described(N_("Width in pixels ({low}-{high})"), low=SIZE_RANGE[0], high=SIZE_RANGE[1]),
+            height=described(N_("Height in pixels ({low}-{high})"), low=SIZE_RANGE[0], high=SIZE_RANGE[1]),
+            steps=described(
+                N_("Steps ({low}-{high}): more is finer and slower"), low=STEPS_RANGE[0], high=STEPS_RANGE[1]
+            ),
+            cfg=described(
+                N_("How closely to follow the prompt ({low}-{high})"),
+                low=CFG_SCALE_RANGE[0],
+                high=CFG_SCALE_RANGE[1],
+            ),
+            scheduler=N_("Sampler"),
+            negative=N_("What to leave out"),
         )
         @app_commands.choices(model=IMAGE_MODEL_CHOICES, size=SIZE_CHOICES)
         async def imagine(
@@ -196,25 +215,27 @@ class CommandSet:
     def _conversation_commands(self) -> list[app_commands.Command]:
         commands = self._core.commands
 
-        @app_commands.command(name="reset", description="Forget this conversation.")
+        @app_commands.command(name="reset", description=N_("Forget this conversation."))
         async def reset(interaction: discord.Interaction) -> None:
             actor, place = interaction_actor(interaction), interaction_place(interaction)
             await self._show(interaction, lambda: commands.reset(actor, place), "/reset")
 
-        @app_commands.command(name="model", description="Show or choose the chat model here.")
+        @app_commands.command(name="model", description=N_("Show or choose the chat model here."))
         @app_commands.choices(name=CHAT_MODEL_CHOICES)
         async def model(interaction: discord.Interaction, name: str | None = None) -> None:
             actor, place = interaction_actor(interaction), interaction_place(interaction)
             await self._show(interaction, lambda: commands.model(actor, place, name or ""), "/model")
 
-        @app_commands.command(name="system", description="Show, set or clear the instructions I follow here.")
-        @app_commands.describe(text="New instructions, or “clear”")
+        @app_commands.command(
+            name="system", description=N_("Show, set or clear the instructions I follow here.")
+        )
+        @app_commands.describe(text=N_("New instructions, or “clear”"))
         async def system(interaction: discord.Interaction, text: str | None = None) -> None:
             actor, place = interaction_actor(interaction), interaction_place(interaction)
             await self._show(interaction, lambda: commands.system(actor, place, text or ""), "/system")
 
         @app_commands.command(
-            name="temperature", description="How creative answers are here (0-2, or default)."
+            name="temperature", description=N_("How creative answers are here (0-2, or default).")
         )
         async def temperature(interaction: discord.Interaction, value: str | None = None) -> None:
             actor, place = interaction_actor(interaction), interaction_place(interaction)
@@ -222,23 +243,23 @@ class CommandSet:
                 interaction, lambda: commands.temperature(actor, place, value or ""), "/temperature"
             )
 
-        @app_commands.command(name="context", description="One shared memory here, or one per person.")
+        @app_commands.command(name="context", description=N_("One shared memory here, or one per person."))
         @app_commands.choices(
             mode=[
-                app_commands.Choice(name="shared by the channel", value="channel"),
-                app_commands.Choice(name="one per person", value="user"),
+                app_commands.Choice(name=N_("shared by the channel"), value="channel"),
+                app_commands.Choice(name=N_("one per person"), value="user"),
             ]
         )
         async def context(interaction: discord.Interaction, mode: str | None = None) -> None:
             actor, place = interaction_actor(interaction), interaction_place(interaction)
             await self._show(interaction, lambda: commands.context(actor, place, mode or ""), "/context")
 
-        @app_commands.command(name="detail", description="How closely I look at pictures here.")
+        @app_commands.command(name="detail", description=N_("How closely I look at pictures here."))
         @app_commands.choices(
             level=[
-                app_commands.Choice(name="low: cheapest, up to 512 × 512", value="low"),
-                app_commands.Choice(name="high: up to 768 × 2048, costs more", value="high"),
-                app_commands.Choice(name="auto: the model decides", value="auto"),
+                app_commands.Choice(name=N_("low: cheapest, up to 512 × 512"), value="low"),
+                app_commands.Choice(name=N_("high: up to 768 × 2048, costs more"), value="high"),
+                app_commands.Choice(name=N_("auto: the model decides"), value="auto"),
             ]
         )
         async def detail(interaction: discord.Interaction, level: str | None = None) -> None:
@@ -246,7 +267,7 @@ class CommandSet:
             await self._show(interaction, lambda: commands.detail(actor, place, level or ""), "/detail")
 
         @app_commands.command(
-            name="autothread", description="Open a thread for each conversation started here."
+            name="autothread", description=N_("Open a thread for each conversation started here.")
         )
         @app_commands.guild_only()
         async def autothread(interaction: discord.Interaction, enabled: bool) -> None:
@@ -254,38 +275,53 @@ class CommandSet:
 
             async def run() -> Reply:
                 await self._core.prefs.update(
-                    actor, place, "turn auto-threads on or off", auto_thread=enabled
+                    actor, place, N_("turn auto-threads on or off"), auto_thread=enabled
                 )
                 return Reply(
-                    "I now open a thread for each conversation here."
+                    _("I now open a thread for each conversation here.")
                     if enabled
-                    else "Auto-threads are off here."
+                    else _("Auto-threads are off here.")
                 )
 
             await self._show(interaction, run, "/autothread")
 
-        @app_commands.command(name="help", description="What I can do.")
+        @app_commands.command(
+            name="language", description=N_("The language I speak with you, or (admins) here.")
+        )
+        @app_commands.describe(
+            language=N_("A language, or automatic (your Discord's)"),
+            community=N_("Admins: set it for everyone on this server instead"),
+        )
+        @app_commands.choices(language=LANGUAGE_CHOICES)
+        async def language(
+            interaction: discord.Interaction, language: str | None = None, community: bool = False
+        ) -> None:
+            actor, place = interaction_actor(interaction), interaction_place(interaction)
+            value = f"{'community ' if community else ''}{language or ''}".strip()
+            await self._show(interaction, lambda: commands.language(actor, place, value), "/language")
+
+        @app_commands.command(name="help", description=N_("What I can do."))
         async def help_(interaction: discord.Interaction) -> None:
             await self._show(interaction, _help, "/help")
 
-        return [reset, model, system, temperature, context, detail, autothread, help_]
+        return [reset, model, system, temperature, context, detail, autothread, language, help_]
 
     # ------------------------------------------------------------ credits
 
     def _credit_commands(self) -> list[app_commands.Command]:
         commands = self._core.commands
 
-        @app_commands.command(name="credits", description="Your balance and spending.")
+        @app_commands.command(name="credits", description=N_("Your balance and spending."))
         async def credits(interaction: discord.Interaction) -> None:
             actor, place = credits_actor(interaction), interaction_place(interaction)
             await self._show(interaction, lambda: commands.credits(actor, place), "/credits")
 
-        @app_commands.command(name="usage", description="Your last charges.")
+        @app_commands.command(name="usage", description=N_("Your last charges."))
         async def usage(interaction: discord.Interaction) -> None:
             actor, place = credits_actor(interaction), interaction_place(interaction)
             await self._show(interaction, lambda: commands.usage(actor, place), "/usage")
 
-        @app_commands.command(name="prices", description="What chat and pictures cost.")
+        @app_commands.command(name="prices", description=N_("What chat and pictures cost."))
         async def prices(interaction: discord.Interaction) -> None:
             await self._show(interaction, commands.prices, "/prices")
 
@@ -296,18 +332,19 @@ class CommandSet:
         commands = self._core.commands
 
         @app_commands.command(
-            name="chatmodels", description="The chat models this server may use (admins: names, or all)."
+            name="chatmodels", description=N_("The chat models this server may use (admins: names, or all).")
         )
-        @app_commands.describe(models="Model names separated by commas, or “all”")
+        @app_commands.describe(models=N_("Model names separated by commas, or “all”"))
         @app_commands.guild_only()
         async def chat_models(interaction: discord.Interaction, models: str = "") -> None:
             actor, place = interaction_actor(interaction), interaction_place(interaction)
             await self._show(interaction, lambda: commands.chat_models(actor, place, models), "/chatmodels")
 
         @app_commands.command(
-            name="imagemodels", description="The image models this server may use (admins: names, or all)."
+            name="imagemodels",
+            description=N_("The image models this server may use (admins: names, or all)."),
         )
-        @app_commands.describe(models="Model names separated by commas, or “all”")
+        @app_commands.describe(models=N_("Model names separated by commas, or “all”"))
         @app_commands.guild_only()
         async def image_models(interaction: discord.Interaction, models: str = "") -> None:
             actor, place = interaction_actor(interaction), interaction_place(interaction)
@@ -319,10 +356,12 @@ class CommandSet:
         commands = self._core.commands
 
         def balance_command(
-            name: str, verb: str, action: Callable[[Actor, Account, str, Place | None], Awaitable[Reply]]
+            name: str,
+            description: str,
+            action: Callable[[Actor, Account, str, Place | None], Awaitable[Reply]],
         ) -> app_commands.Command:
-            @app_commands.command(name=name, description=f"{verb} a member's balance (admins).")
-            @app_commands.describe(user="Whose balance", amount="Dollars ($5, 0.50) or “500 credits”")
+            @app_commands.command(name=name, description=description)
+            @app_commands.describe(user=N_("Whose balance"), amount=N_("Dollars ($5, 0.50) or “500 credits”"))
             @ADMIN
             async def run(interaction: discord.Interaction, user: discord.User, amount: str) -> None:
                 actor, place = credits_actor(interaction), interaction_place(interaction)
@@ -331,12 +370,12 @@ class CommandSet:
             return run
 
         @app_commands.command(
-            name="pool", description="Fund this server's pool, or cap what each member takes a day."
+            name="pool", description=N_("Fund this server's pool, or cap what each member takes a day.")
         )
         @app_commands.choices(
             action=[
-                app_commands.Choice(name="fund", value="fund"),
-                app_commands.Choice(name="cap", value="cap"),
+                app_commands.Choice(name=N_("fund"), value="fund"),
+                app_commands.Choice(name=N_("cap"), value="cap"),
             ]
         )
         @app_commands.guild_only()
@@ -345,21 +384,23 @@ class CommandSet:
             actor, place = credits_actor(interaction), interaction_place(interaction)
             await self._show(interaction, lambda: commands.pool(actor, place, action, amount), "/pool")
 
-        @app_commands.command(name="spending", description="What this server spent from its pool this month.")
+        @app_commands.command(
+            name="spending", description=N_("What this server spent from its pool this month.")
+        )
         @app_commands.guild_only()
         @ADMIN
         async def spending(interaction: discord.Interaction) -> None:
             actor, place = credits_actor(interaction), interaction_place(interaction)
             await self._show(interaction, lambda: commands.spending(actor, place), "/spending")
 
-        @app_commands.command(name="startinggrant", description="What new users receive (bot owner).")
+        @app_commands.command(name="startinggrant", description=N_("What new users receive (bot owner)."))
         @ADMIN
         async def starting_grant(interaction: discord.Interaction, amount: str) -> None:
             actor = credits_actor(interaction)
             await self._show(interaction, lambda: commands.starting_grant(actor, amount), "/startinggrant")
 
         @app_commands.command(
-            name="allowance", description="The periodic refill of every balance (bot owner)."
+            name="allowance", description=N_("The periodic refill of every balance (bot owner).")
         )
         @app_commands.choices(
             period=[app_commands.Choice(name=p, value=p) for p in ("none", "daily", "weekly")]
@@ -374,9 +415,9 @@ class CommandSet:
             )
 
         return [
-            balance_command("grant", "Add to", commands.grant),
-            balance_command("take", "Take from", commands.take),
-            balance_command("setbalance", "Set", commands.set_balance),
+            balance_command("grant", N_("Add to a member's balance (admins)."), commands.grant),
+            balance_command("take", N_("Take from a member's balance (admins)."), commands.take),
+            balance_command("setbalance", N_("Set a member's balance (admins)."), commands.set_balance),
             pool,
             spending,
             starting_grant,
@@ -385,19 +426,24 @@ class CommandSet:
 
 
 async def _help() -> Reply:
-    return Reply(
-        HELP.replace("/ask <question>: ask me something", "/chat <prompt>: ask me something"), private=True
-    )
+    with privately():  # ephemeral: the member's language
+        return Reply(help_text().replace("/ask", "/chat"), private=True)
 
 
 def _size(size: str | None, width: int | None, height: int | None) -> tuple[int | None, int | None]:
     if size is None:
         return width, height
     if width is not None or height is not None:
-        raise ValidationError("Give either a size preset or width and height, not both.")
+        raise ValidationError(_("Give either a size preset or width and height, not both."))
     preset = SIZE_PRESETS.get(size)
     if preset is None:
-        raise ValidationError(f"I don't know the size “{size}”. Choose one of: {', '.join(SIZE_PRESETS)}.")
+        raise ValidationError(
+            _(
+                "I don't know the size “{size}”. Choose one of: {sizes}.",
+                size=size,
+                sizes=", ".join(SIZE_PRESETS),
+            )
+        )
     return preset
 
 

@@ -22,6 +22,7 @@ from adapters.discord.views import image_view
 from bot.core import Core
 from bot.display.text import truncate
 from bot.errors import ValidationError
+from bot.i18n import N_, _, privately
 from bot.images.options import ImageOptions
 from bot.images.service import ImageService
 from bot.minitoolai.types import DownloadedImage
@@ -140,7 +141,7 @@ class ImageFlows:
             interaction,
             lambda: self._submit(interaction, options, channel_id),
             what="/imagine",
-            done="Your picture is on its way: watch this channel.",
+            done=N_("Your picture is on its way: watch this channel."),
         )
 
     async def _submit(
@@ -168,25 +169,28 @@ class ImageFlows:
                 is_admin=interaction_is_admin(interaction),
             ),
             what="image regenerate",
-            done="Making it again…",
+            done=N_("Making it again…"),
         )
 
     async def _privately(
         self, interaction: discord.Interaction, call: Callable[[], Awaitable[object]], *, what: str, done: str
     ) -> None:
-        """Defer with an ephemeral "thinking…", run ``call``, then say ``done`` or the error's sentence."""
+        """Defer with an ephemeral "thinking…", run ``call``, then say ``done`` or the error's sentence
+        (both only to the member: in their language)."""
         self.note(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            await call()
-        except Exception as exc:
-            log_error(exc, what)
-            await interaction.edit_original_response(content=user_text(exc))
-            return
-        await interaction.edit_original_response(content=done)
+        with privately():
+            try:
+                await call()
+            except Exception as exc:
+                log_error(exc, what)
+                await interaction.edit_original_response(content=user_text(exc))
+                return
+            await interaction.edit_original_response(content=_(done))
 
     async def image_delete(self, interaction: discord.Interaction, job_id: str) -> None:
         # Manage Server here, and BOT_ADMIN_IDS everywhere, may delete someone else's picture.
         is_admin = self._core.prefs.is_admin(interaction_actor(interaction))
         await self.service.delete(job_id, account(interaction.user), is_admin=is_admin)
-        await reply(interaction, "Deleted.", ephemeral=True)
+        with privately():
+            await reply(interaction, _("Deleted."), ephemeral=True)

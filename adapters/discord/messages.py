@@ -23,6 +23,7 @@ from bot.access.service import CHAT_OFF
 from bot.chat.conversations import ChatRequest
 from bot.core import Core
 from bot.display.text import truncate
+from bot.i18n import _
 from bot.ports import Place
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class MessageFlows:
             place = message_place(message)
             if self._core.access.switches(place).chat_off:
                 if self._core.access.first_notice(("chat off", place)):
-                    await say(message, CHAT_OFF)
+                    await say(message, _(CHAT_OFF))
                 return
             await self._answer(me, message)
         except Exception as exc:

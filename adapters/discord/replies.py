@@ -20,14 +20,13 @@ logger = logging.getLogger(__name__)
 
 NO_PINGS = discord.AllowedMentions.none()
 MAX_MESSAGE = 2000
-GENERIC_ERROR = "Something went wrong on my side. Please try again in a moment."
 
 
 def user_text(exc: BaseException) -> str:
     """What the person sees for ``exc``."""
     if isinstance(exc, BotError):
         return exc.user_message
-    return GENERIC_ERROR
+    return BotError().user_message
 
 
 def log_error(exc: BaseException, where: str) -> None:

@@ -19,8 +19,14 @@ from bot.ports import SettingsStore
 logger = logging.getLogger(__name__)
 
 
-def definitions_hash(tree: app_commands.CommandTree, guild: discord.abc.Snowflake | None) -> str:
-    payload = [command.to_dict(tree) for command in tree.get_commands(guild=guild)]
+async def definitions_hash(tree: app_commands.CommandTree, guild: discord.abc.Snowflake | None) -> str:
+    """With a translator on the tree, its localizations are part of what Discord receives."""
+    commands = tree.get_commands(guild=guild)
+    translator = tree.translator
+    if translator is None:
+        payload = [command.to_dict(tree) for command in commands]
+    else:
+        payload = [await command.get_translated_payload(tree, translator) for command in commands]
     raw = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -33,7 +39,7 @@ async def sync_if_changed(
     if guild is not None:
         tree.copy_global_to(guild=guild)
     key = f"discord.commands.{application_id}.{dev_guild_id or 'global'}"
-    wanted = definitions_hash(tree, guild)
+    wanted = await definitions_hash(tree, guild)
     if await store.get_meta(key) == wanted:
         logger.info("slash commands unchanged; not syncing")
         return False

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import discord
 
 from adapters.discord.replies import guarded
+from bot.i18n import _
 
 
 class ButtonHandlers(Protocol):
@@ -65,7 +66,7 @@ class StopButton(
         self.channel_id, self.asker_id = channel_id, asker_id
         super().__init__(
             discord.ui.Button(
-                label="Stop",
+                label=_("Stop"),
                 style=discord.ButtonStyle.secondary,
                 custom_id=f"mtai:stop:{channel_id}:{asker_id}",
             )
@@ -91,7 +92,7 @@ class RegenerateButton(
         self.channel_id, self.asker_id = channel_id, asker_id
         super().__init__(
             discord.ui.Button(
-                label="Regenerate",
+                label=_("Regenerate"),
                 style=discord.ButtonStyle.secondary,
                 custom_id=f"mtai:regen:{channel_id}:{asker_id}",
             )
@@ -117,7 +118,9 @@ class ImageRegenerateButton(
         self.job_id = job_id
         super().__init__(
             discord.ui.Button(
-                label="Regenerate", style=discord.ButtonStyle.secondary, custom_id=f"mtai:img:regen:{job_id}"
+                label=_("Regenerate"),
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"mtai:img:regen:{job_id}",
             )
         )
 
@@ -141,7 +144,7 @@ class ImageDeleteButton(
         self.job_id = job_id
         super().__init__(
             discord.ui.Button(
-                label="Delete", style=discord.ButtonStyle.danger, custom_id=f"mtai:img:del:{job_id}"
+                label=_("Delete"), style=discord.ButtonStyle.danger, custom_id=f"mtai:img:del:{job_id}"
             )
         )
 

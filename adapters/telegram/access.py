@@ -32,19 +32,20 @@ from bot.access.policy import Asker
 from bot.commands import Reply
 from bot.core import Core
 from bot.errors import ValidationError
+from bot.i18n import N_, _
 from bot.ports import Actor
 
 logger = logging.getLogger(__name__)
 
 # (command, description), appended to the command menu.
 ACCESS_COMMANDS: tuple[tuple[str, str], ...] = (
-    ("disable", "Admin: /disable chat|images here"),
-    ("enable", "Admin: /enable chat|images here"),
-    ("replyall", "Admin: /replyall on|off: answer every message here"),
-    ("allow", "Owner: /allow user|chat|role <id> (or reply to the person)"),
-    ("block", "Owner: /block user|chat <id> (or reply to the person)"),
-    ("unblock", "Owner: /unblock user|chat|role <id>"),
-    ("access", "Owner: who may use the bot"),
+    ("disable", N_("Admin: /disable chat|images here")),
+    ("enable", N_("Admin: /enable chat|images here")),
+    ("replyall", N_("Admin: /replyall on|off: answer every message here")),
+    ("allow", N_("Owner: /allow user|chat|role <id> (or reply to the person)")),
+    ("block", N_("Owner: /block user|chat <id> (or reply to the person)")),
+    ("unblock", N_("Owner: /unblock user|chat|role <id>")),
+    ("access", N_("Owner: who may use the bot")),
 )
 
 ActorOf = Callable[[Bot, Message, Incoming], Awaitable[Actor]]
@@ -118,11 +119,11 @@ class AccessHandlers:
             reply = Reply(await access.set_rule(actor, name, kind, target, PLATFORM))
         elif name == "replyall":
             if not parts or parts[0].lower() not in ("on", "off"):
-                raise ValidationError("Use /replyall on or /replyall off.")
+                raise ValidationError(_("Use /replyall on or /replyall off."))
             reply = Reply(await access.set_reply_all(actor, who.place, parts[0].lower() == "on"))
         else:
             if not parts:
-                raise ValidationError(f"Use /{name} chat or /{name} images.")
+                raise ValidationError(_("Use /{command} chat or /{command} images.", command=name))
             reply = Reply(await access.switch(actor, who.place, parts[0], on=name == "enable"))
         await self._show(bot, who, reply)
 
@@ -131,7 +132,10 @@ class AccessHandlers:
         """``user <id>``, ``user`` as a reply to the person, ``chat [id]`` (this chat by default)."""
         if not parts:
             raise ValidationError(
-                f"Use /{name} user <id> (or reply to the person), /{name} chat [id] or /{name} role discord:<id>."
+                _(
+                    "Use /{command} user <id> (or reply to the person), /{command} chat [id] or /{command} role discord:<id>.",
+                    command=name,
+                )
             )
         kind = parts[0].lower()
         if len(parts) >= 2:
@@ -141,4 +145,10 @@ class AccessHandlers:
             return kind, str(replied.from_user.id)
         if kind in ("chat", "group"):
             return kind, str(who.target.chat_id)
-        raise ValidationError(f"Whom? Use /{name} {kind} <id>, or send it as a reply to the person.")
+        raise ValidationError(
+            _(
+                "Whom? Use /{command} {kind} <id>, or send it as a reply to the person.",
+                command=name,
+                kind=kind,
+            )
+        )

@@ -37,6 +37,8 @@ from adapters.telegram.surface import DraftSupport
 from adapters.telegram.transport import AiohttpRequest
 from bot.core import Core
 from bot.errors import ConfigError, PlatformUnavailable
+from bot.i18n import N_, _, using
+from bot.i18n.catalog import LANGUAGES, default_language
 from bot.ops import context as ops_context
 from bot.ports import SharedLimits
 
@@ -171,12 +173,23 @@ class TelegramAdapter:
         return app
 
     async def _set_commands(self, app: Application, extra: tuple[tuple[str, str], ...] = ()) -> None:
-        try:
-            await app.bot.set_my_commands(
-                [BotCommand(name, text) for name, text in (*COMMANDS, *ACCESS_COMMANDS, *extra)]
-            )
-        except TelegramError:
-            logger.warning("Telegram: could not register the command menu", exc_info=True)
+        """The command menu, description and short description: the owner's DEFAULT_LANGUAGE for
+        everyone, and each of our languages for the clients set to it (its ``language_code``s)."""
+        every = (*COMMANDS, *ACCESS_COMMANDS, *extra)
+        for language, codes in menu_languages():
+            with using(language):
+                commands = [BotCommand(name, _(text)) for name, text in every]
+                description, short = _(DESCRIPTION), _(SHORT_DESCRIPTION)
+            for code in codes:
+                try:
+                    await app.bot.set_my_commands(commands, language_code=code)
+                    await app.bot.set_my_description(description, language_code=code)
+                    await app.bot.set_my_short_description(short, language_code=code)
+                except TelegramError:
+                    logger.warning(
+                        "Telegram: could not register the command menu (%s)", code or "default", exc_info=True
+                    )
+                    return
 
     async def _poll(self, app: Application, stop: asyncio.Event) -> None:
         assert app.updater is not None
@@ -217,6 +230,18 @@ class TelegramAdapter:
         finally:
             # The webhook itself stays set: other workers behind the same URL keep serving.
             await runner.cleanup()
+
+
+DESCRIPTION = N_(
+    "I'm a MiniToolAI assistant: ask me anything, send me pictures or documents, and I make pictures "
+    "with /imagine. I speak English, Turkish and Norwegian: /language."
+)
+SHORT_DESCRIPTION = N_("MiniToolAI chat and pictures, in English, Turkish and Norwegian.")
+
+
+def menu_languages() -> list[tuple[str, tuple[str, ...]]]:
+    """Which language each ``language_code`` gets: ``""`` (every other client) the default one."""
+    return [(default_language(), ("",))] + [(code, aliases) for code, (_name, aliases) in LANGUAGES.items()]
 
 
 async def _begin_request(update: Update, context: object) -> None:

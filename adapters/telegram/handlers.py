@@ -34,6 +34,7 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
@@ -65,13 +66,15 @@ from adapters.telegram.surface import (
 from bot.access.service import CHAT_OFF
 from bot.chat.attachments import MAX_UPLOAD_BYTES, Upload
 from bot.chat.conversations import ChatRequest, View
-from bot.commands import HELP, Reply
+from bot.commands import Reply, help_text
 from bot.core import Core
 from bot.display.text import split_message
 from bot.errors import BotError, InsufficientCredits, UserError, ValidationError
+from bot.i18n import N_, _, number, privately
+from bot.i18n.catalog import set_voice
 from bot.images.options import parse_imagine_args, usage_text
 from bot.minitoolai.models import CHAT_MODELS
-from bot.ports import Actor
+from bot.ports import Account, Actor, Place
 
 __all__ = ["COMMANDS", "Handlers", "Incoming"]
 
@@ -84,33 +87,34 @@ _ALERT_LIMIT = 200  # characters a callback query answer may show
 
 # (command, description) in the order Telegram's menu shows them.
 COMMANDS: tuple[tuple[str, str], ...] = (
-    ("ask", "Ask me something (in groups; or mention me, or reply to me)"),
-    ("imagine", "Make a picture: /imagine a red fox --size 1152x768"),
-    ("stop", "Stop the answer I am writing"),
-    ("reset", "Forget this conversation"),
-    ("model", "Show or choose the chat model"),
-    ("system", "Show, set or clear my instructions here"),
-    ("temperature", "How creative the answers are (0-2)"),
-    ("context", "One shared memory here, or one per person"),
-    ("detail", "How closely I look at pictures: low, high or auto"),
-    ("credits", "Your balance and spending"),
-    ("usage", "Your latest charges"),
-    ("prices", "What chat and pictures cost"),
-    ("help", "What I can do"),
-    ("start", "Say hello"),
-    ("grant", "Admin: give a user credit (reply to them, or their id, then an amount)"),
-    ("take", "Admin: take credit from a user"),
-    ("setbalance", "Admin: set a user's balance"),
-    ("pool", "Admin: /pool fund <amount> or /pool cap <amount | off>"),
-    ("spending", "Admin: what this group spent from its pool"),
-    ("startinggrant", "Owner: what new users receive"),
-    ("allowance", "Owner: /allowance <amount> daily|weekly|none [cap]"),
-    ("chatmodels", "Admin: the chat models this group may use (names, or all)"),
-    ("imagemodels", "Admin: the image models this group may use (names, or all)"),
+    ("ask", N_("Ask me something (in groups; or mention me, or reply to me)")),
+    ("imagine", N_("Make a picture: /imagine a red fox --size 1152x768")),
+    ("stop", N_("Stop the answer I am writing")),
+    ("language", N_("The language I speak: /language tr, nb, en or auto")),
+    ("reset", N_("Forget this conversation")),
+    ("model", N_("Show or choose the chat model")),
+    ("system", N_("Show, set or clear my instructions here")),
+    ("temperature", N_("How creative the answers are (0-2)")),
+    ("context", N_("One shared memory here, or one per person")),
+    ("detail", N_("How closely I look at pictures: low, high or auto")),
+    ("credits", N_("Your balance and spending")),
+    ("usage", N_("Your latest charges")),
+    ("prices", N_("What chat and pictures cost")),
+    ("help", N_("What I can do")),
+    ("start", N_("Say hello")),
+    ("grant", N_("Admin: give a user credit (reply to them, or their id, then an amount)")),
+    ("take", N_("Admin: take credit from a user")),
+    ("setbalance", N_("Admin: set a user's balance")),
+    ("pool", N_("Admin: /pool fund <amount> or /pool cap <amount | off>")),
+    ("spending", N_("Admin: what this group spent from its pool")),
+    ("startinggrant", N_("Owner: what new users receive")),
+    ("allowance", N_("Owner: /allowance <amount> daily|weekly|none [cap]")),
+    ("chatmodels", N_("Admin: the chat models this group may use (names, or all)")),
+    ("imagemodels", N_("Admin: the image models this group may use (names, or all)")),
 )
 
-START = "Hello! I'm a MiniToolAI assistant. Write to me and I answer.\n\n"
-ASK_HINT = "Ask me something after the command, for example: /ask What is the capital of Peru?"
+START = N_("Hello! I'm a MiniToolAI assistant. Write to me and I answer.")
+ASK_HINT = N_("Ask me something after the command, for example: /ask What is the capital of Peru?")
 
 
 class Handlers:
@@ -135,6 +139,7 @@ class Handlers:
         await self._core.chat.interrupt(PLATFORM, grace=SHUTDOWN_GRACE)
 
     def register(self, app: Application) -> None:
+        app.add_handler(TypeHandler(Update, self.speak), group=-2)  # the language, before the gate answers
         self._access.register(app)  # the gate first (group -1), and the access commands
         commands: dict[str, Callable[[Message, Incoming, str, Bot], Awaitable[None]]] = {
             "start": self._start,
@@ -143,6 +148,7 @@ class Handlers:
             "imagine": self._imagine,
             "stop": self._stop_command,
             "model": self._model,
+            "language": self._language,
         }
         for name, method in commands.items():
             app.add_handler(CommandHandler(name, self._command(method)))
@@ -160,6 +166,23 @@ class Handlers:
         app.add_handler(CallbackQueryHandler(self.on_callback))
         app.add_error_handler(self.on_error)
 
+    # ------------------------------------------------------------ language
+
+    async def speak(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Every update is answered in its languages: the member's (own choice, the community's,
+        their Telegram app's ``language_code``) for private replies, the group's for public ones."""
+        user, chat = update.effective_user, update.effective_chat
+        account = Account(PLATFORM, str(user.id)) if user is not None else None
+        place = None
+        if chat is not None:
+            place = Place(PLATFORM, f"dm:{chat.id}" if chat.type == chat.PRIVATE else str(chat.id))
+        hint = user.language_code if user is not None else None
+        set_voice(await self._core.commands.languages.voice(account, place, hint))
+
+    async def _language(self, message: Message, who: Incoming, args: str, bot: Bot) -> None:
+        actor = await self._actor(bot, message, who)
+        await self._show(bot, who, await self._core.commands.language(actor, who.place, args))
+
     # ------------------------------------------------------------ messages
 
     async def on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -175,7 +198,7 @@ class Handlers:
         if addressed and switches is not None and switches.chat_off:
             # Said once per chat, and only to someone who called the bot.
             if called and self._core.access.first_notice(("chat off", who.place)):
-                await self._reply(bot, who.target, CHAT_OFF)
+                await self._reply(bot, who.target, _(CHAT_OFF))
             return
         if message.media_group_id is not None:
             await self._album_part(bot, message, who, strip_mention(text, bot.username), addressed)
@@ -240,14 +263,19 @@ class Handlers:
                 continue
             file_id, size, name = found
             if size is not None and size > MAX_UPLOAD_BYTES:
+                megabytes = round(size / 1024 / 1024, 1)
                 raise ValidationError(
-                    f"{name} is too large ({size / 1024 / 1024:.1f} MB). "
-                    f"Please send files under {MAX_UPLOAD_BYTES // 1024 // 1024} MB."
+                    _(
+                        "{name} is too large ({size} MB). Please send files under {limit} MB.",
+                        name=name,
+                        size=number(megabytes, 1),
+                        limit=MAX_UPLOAD_BYTES // 1024 // 1024,
+                    )
                 )
             file = await bot.get_file(file_id)
             data = bytes(await file.download_as_bytearray())
             if len(data) > MAX_UPLOAD_BYTES:
-                raise ValidationError(f"{name} is too large. Please send a smaller file.")
+                raise ValidationError(_("{name} is too large. Please send a smaller file.", name=name))
             files.append(Upload(name, data))
         return tuple(files)
 
@@ -265,10 +293,10 @@ class Handlers:
         return handle
 
     async def _start(self, message: Message, who: Incoming, args: str, bot: Bot) -> None:
-        await self._reply(bot, who.target, START + HELP)
+        await self._reply(bot, who.target, _(START) + "\n\n" + help_text())
 
     async def _help(self, message: Message, who: Incoming, args: str, bot: Bot) -> None:
-        await self._reply(bot, who.target, HELP)
+        await self._reply(bot, who.target, help_text())
 
     async def _ask(self, message: Message, who: Incoming, args: str, bot: Bot) -> None:
         text = args
@@ -281,7 +309,7 @@ class Handlers:
         ):
             text = replied.text or replied.caption or ""
         if not text.strip() and attachment_of(replied) is None:
-            await self._reply(bot, who.target, ASK_HINT)
+            await self._reply(bot, who.target, _(ASK_HINT))
             return
         self._core.access.require_chat(who.place)
         await self._chat(bot, message, who, text)
@@ -289,7 +317,7 @@ class Handlers:
     async def _stop_command(self, message: Message, who: Incoming, args: str, bot: Bot) -> None:
         stopped = await self._stop(bot, who, message)
         if not stopped:
-            await self._reply(bot, who.target, "I am not writing anything here right now.")
+            await self._reply(bot, who.target, _("I am not writing anything here right now."))
 
     async def _imagine(self, message: Message, who: Incoming, args: str, bot: Bot) -> None:
         if not args.strip():
@@ -315,7 +343,7 @@ class Handlers:
             for name in effective.allowed_chat_models or CHAT_MODELS
         ]
         keyboard = InlineKeyboardMarkup([buttons[i : i + 2] for i in range(0, len(buttons), 2)])
-        await self._reply(bot, who.target, f"Model here: {current}. Choose one:", keyboard)
+        await self._reply(bot, who.target, _("Model here: {model}. Choose one:", model=current), keyboard)
 
     async def on_core_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """The commands whose whole work is one call of ``core.commands`` returning a Reply."""
@@ -333,7 +361,7 @@ class Handlers:
     async def _show(self, bot: Bot, who: Incoming, reply: Reply) -> None:
         """A command's reply: a private one goes to the person's own chat when Telegram lets it."""
         if reply.private and not who.private and await self._tell_privately(bot, who, reply.text):
-            await self._reply(bot, who.target, "I sent you the details in a private message.")
+            await self._reply(bot, who.target, _("I sent you the details in a private message."))
             return
         await self._reply(bot, who.target, reply.text)
 
@@ -371,11 +399,11 @@ class Handlers:
         parts = words(args)
         if name == "pool":
             if not parts:
-                raise ValidationError("Use /pool fund <amount> or /pool cap <amount | off>.")
+                raise ValidationError(_("Use /pool fund <amount> or /pool cap <amount | off>."))
             return await commands.pool(actor, place, parts[0], " ".join(parts[1:]))
         if name == "allowance":
             if len(parts) not in (2, 3):
-                raise ValidationError("Use /allowance <amount> daily|weekly|none [cap].")
+                raise ValidationError(_("Use /allowance <amount> daily|weekly|none [cap]."))
             return await commands.allowance(actor, parts[0], parts[1], parts[2] if len(parts) == 3 else "")
         target, amount = target_and_amount(message, parts, name)
         action = {"grant": commands.grant, "take": commands.take, "setbalance": commands.set_balance}[name]
@@ -397,11 +425,11 @@ class Handlers:
         if data == STOP_DATA:
             stopped = await self._stop(bot, who, None)
             await query.answer(
-                "Stopping." if stopped else "Only the person who asked, or an admin, can stop it."
+                _("Stopping.") if stopped else _("Only the person who asked, or an admin, can stop it.")
             )
         elif data == REGENERATE_DATA:
             self._core.access.require_chat(who.place)
-            await query.answer("Writing it again…")
+            await query.answer(_("Writing it again…"))
             surface = TelegramChatSurface(bot, who.target, self._drafts, self._pacing)
             chat_id = who.target.chat_id
             view = View(surface, self._pacing.policy(chat_id), self._pacing.bucket(chat_id))
@@ -427,10 +455,10 @@ class Handlers:
         if data.startswith(DELETE_PREFIX):
             # BOT_ADMIN_IDS may delete anyone's picture anywhere, like the chat's admins here.
             await service.delete(job_id, who.user, is_admin=self._core.prefs.is_admin(actor))
-            await query.answer("Deleted.")
+            await query.answer(_("Deleted."))
             return
         self._core.access.require_images(who.place)
-        await query.answer("Making it again…")
+        await query.answer(_("Making it again…"))
         await service.regenerate(
             job_id, who.user, self._images.for_place(who.place), is_admin=actor.is_platform_admin
         )
@@ -495,7 +523,7 @@ class Handlers:
             text = error.user_message
         else:
             logger.error("unexpected error while handling an update", exc_info=error)
-            text = BotError.user_message
+            text = BotError().user_message
         if not isinstance(update, Update):
             return
         try:
@@ -511,9 +539,14 @@ class Handlers:
         chat, user = update.effective_chat, update.effective_user
         if chat is None or user is None or chat.type == "private":
             return error.user_message
-        if await TelegramPrivate(bot, self._pacing).send_private(str(user.id), error.user_message):
-            return f"{error.public_message} I sent you the details in a private message."
-        return f"{error.public_message} Open a private chat with me and send /credits to see your balance."
+        with privately():
+            details = error.user_message
+        if await TelegramPrivate(bot, self._pacing).send_private(str(user.id), details):
+            return _("{refusal} I sent you the details in a private message.", refusal=error.public_message)
+        return _(
+            "{refusal} Open a private chat with me and send /credits to see your balance.",
+            refusal=error.public_message,
+        )
 
     async def _tell(self, update: Update, bot: Bot, text: str) -> None:
         query = update.callback_query

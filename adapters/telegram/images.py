@@ -20,6 +20,7 @@ from telegram.error import BadRequest
 from adapters.telegram.pacing import ChatPacing
 from adapters.telegram.surface import is_not_modified
 from bot.display.text import truncate
+from bot.i18n import _
 from bot.minitoolai.types import DownloadedImage
 from bot.ports import ImageJob, Place
 
@@ -80,8 +81,8 @@ class TelegramImageSurface:
         keyboard = InlineKeyboardMarkup(
             [
                 [
-                    InlineKeyboardButton("🔄 Regenerate", callback_data=REGENERATE_PREFIX + job_id),
-                    InlineKeyboardButton("🗑 Delete", callback_data=DELETE_PREFIX + job_id),
+                    InlineKeyboardButton(_("🔄 Regenerate"), callback_data=REGENERATE_PREFIX + job_id),
+                    InlineKeyboardButton(_("🗑 Delete"), callback_data=DELETE_PREFIX + job_id),
                 ]
             ]
         )

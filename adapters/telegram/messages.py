@@ -13,6 +13,7 @@ from telegram import Bot, Message, MessageEntity, User
 
 from adapters.telegram.surface import ChatTarget
 from bot.errors import ValidationError
+from bot.i18n import _
 from bot.ports import Account, Place
 
 __all__ = [
@@ -169,5 +170,8 @@ def target_and_amount(message: Message, words: list[str], name: str) -> tuple[Ac
         if holder.isdigit():
             return Account(PLATFORM, holder), words[1]
     raise ValidationError(
-        f"Use /{name} <amount> as a reply to the person's message, or /{name} <user id> <amount>."
+        _(
+            "Use /{command} <amount> as a reply to the person's message, or /{command} <user id> <amount>.",
+            command=name,
+        )
     )

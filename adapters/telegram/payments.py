@@ -41,6 +41,7 @@ from adapters.telegram.pacing import ChatPacing
 from adapters.telegram.transport import AiohttpRequest
 from bot.core import Core
 from bot.errors import StorageError, ValidationError
+from bot.i18n import N_, _
 from bot.payments import texts
 from bot.payments.values import AlreadyRefunded, PaidStars, RefundRefused
 from bot.ports import Account, Actor
@@ -61,8 +62,8 @@ START_TOPUP = "topup"  # t.me/<bot>?start=topup opens the private chat with the 
 ANSWER_WITHIN = 8.0  # seconds to answer a pre-checkout query; Telegram cancels it after 10
 RECORD_ATTEMPTS = 3  # a payment whose recording fails is tried again before the owner is alerted
 COMMANDS: tuple[tuple[str, str], ...] = (
-    ("topup", "Buy credit with Telegram Stars"),
-    ("refund", "Owner: /refund <user id> <payment id> [force]"),
+    ("topup", N_("Buy credit with Telegram Stars")),
+    ("refund", N_("Owner: /refund <user id> <payment id> [force]")),
 )
 REFUND_USAGE = "Use /refund <user id> <payment id>, and add force to refund what was partly spent."
 
@@ -143,13 +144,13 @@ class PaymentHandlers:
             return
         who, bot = incoming(message, user), context.bot
         if not self._stars.enabled:
-            await self._send(bot, who, texts.CLOSED)
+            await self._send(bot, who, _(texts.CLOSED))
             return
         if not who.private:
             link = InlineKeyboardButton(
-                "Open the private chat", url=f"https://t.me/{bot.username}?start={START_TOPUP}"
+                _("Open the private chat"), url=f"https://t.me/{bot.username}?start={START_TOPUP}"
             )
-            await self._send(bot, who, texts.GROUP_HINT, InlineKeyboardMarkup([[link]]))
+            await self._send(bot, who, _(texts.GROUP_HINT), InlineKeyboardMarkup([[link]]))
             return
         buttons = [
             [InlineKeyboardButton(label, callback_data=f"{TOPUP_PREFIX}{stars}")]
@@ -163,11 +164,11 @@ class PaymentHandlers:
             return
         chat_id = query.message.chat_id
         if chat_id != query.from_user.id:
-            await query.answer(texts.GROUP_HINT[:200], show_alert=True)
+            await query.answer(_(texts.GROUP_HINT)[:200], show_alert=True)
             return
         pack = query.data.removeprefix(TOPUP_PREFIX)
         if not pack.isdigit():
-            raise ValidationError("That pack is no longer offered. Send /topup to see the packs.")
+            raise ValidationError(_("That pack is no longer offered. Send /topup to see the packs."))
         invoice = self._stars.invoice(Account(PLATFORM, str(query.from_user.id)), int(pack))
         await query.answer()
         await self._pacing.run(
@@ -198,10 +199,10 @@ class PaymentHandlers:
                 )
         except TimeoutError:
             logger.warning("pre-checkout of %s not checked within %.0f s: refused", member, ANSWER_WITHIN)
-            reason = texts.REFUSED_BUSY
+            reason = _(texts.REFUSED_BUSY)
         except Exception:
             logger.exception("pre-checkout of %s could not be checked: refused", member)
-            reason = texts.REFUSED_BUSY
+            reason = _(texts.REFUSED_BUSY)
         await query.answer(ok=reason is None, error_message=reason)
 
     async def on_successful_payment(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

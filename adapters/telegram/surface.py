@@ -27,6 +27,7 @@ from adapters.telegram.pacing import ChatPacing, retry_seconds, settling
 from adapters.telegram.render import to_html
 from bot.display.streaming import Outcome, show_unfolded
 from bot.errors import PlatformRateLimited
+from bot.i18n import _
 
 __all__ = [
     "REGENERATE_DATA",
@@ -44,10 +45,14 @@ T = TypeVar("T")
 
 STOP_DATA = "stop"
 REGENERATE_DATA = "regen"
-STOP_KEYBOARD = InlineKeyboardMarkup([[InlineKeyboardButton("⏹ Stop", callback_data=STOP_DATA)]])
-REGENERATE_KEYBOARD = InlineKeyboardMarkup(
-    [[InlineKeyboardButton("🔄 Regenerate", callback_data=REGENERATE_DATA)]]
-)
+
+
+def stop_keyboard() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton(_("⏹ Stop"), callback_data=STOP_DATA)]])
+
+
+def regenerate_keyboard() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton(_("🔄 Regenerate"), callback_data=REGENERATE_DATA)]])
 
 
 def is_parse_error(error: BadRequest) -> bool:
@@ -137,16 +142,16 @@ class TelegramChatSurface:
             # Earlier drafts become messages in finish(), and the button goes below them.
             return await show_unfolded(self, handle, text)
         if handle is None:
-            return f"m{(await self._send(text, final=True, keyboard=REGENERATE_KEYBOARD)).message_id}", True
+            return f"m{(await self._send(text, final=True, keyboard=regenerate_keyboard())).message_id}", True
         draft = self._pending.get(handle)
         if draft is not None and draft.message_id is None:
             with settling() if draft.text.startswith(text) else contextlib.nullcontext():
-                message = await self._send(text, final=True, keyboard=REGENERATE_KEYBOARD)
+                message = await self._send(text, final=True, keyboard=regenerate_keyboard())
             draft.message_id, draft.text = message.message_id, text
             return handle, True
         message_id = draft.message_id if draft is not None else _message_id(handle)
         assert message_id is not None
-        await self._edit(message_id, text, final=True, keyboard=REGENERATE_KEYBOARD)
+        await self._edit(message_id, text, final=True, keyboard=regenerate_keyboard())
         return handle, True
 
     async def finish(self, handles: Sequence[str], outcome: Outcome) -> None:
@@ -164,7 +169,7 @@ class TelegramChatSurface:
         try:
             async with self._pacing.spaced(self._target.chat_id):
                 await self._bot.edit_message_reply_markup(
-                    self._target.chat_id, message_id, reply_markup=REGENERATE_KEYBOARD
+                    self._target.chat_id, message_id, reply_markup=regenerate_keyboard()
                 )
         except RetryAfter as exc:
             raise PlatformRateLimited(retry_seconds(exc)) from exc
@@ -206,7 +211,7 @@ class TelegramChatSurface:
         reply = None
         if not self._replied and self._target.reply_to is not None and not self._target.private:
             reply = ReplyParameters(self._target.reply_to, allow_sending_without_reply=True)
-        markup = keyboard if final else STOP_KEYBOARD
+        markup = keyboard if final else stop_keyboard()
         message: Message = await self._with_markup_fallback(
             lambda html, mode: self._bot.send_message(
                 self._target.chat_id,
@@ -231,7 +236,7 @@ class TelegramChatSurface:
                     self._target.chat_id,
                     message_id,
                     parse_mode=mode,
-                    reply_markup=keyboard if final else STOP_KEYBOARD,
+                    reply_markup=keyboard if final else stop_keyboard(),
                 ),
                 text,
             )

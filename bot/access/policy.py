@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bot.errors import ValidationError
+from bot.i18n import N_, _
 from bot.ports import AccessKind, AccessRule, Account, Place
 
 Reason = Literal[
@@ -31,9 +32,9 @@ Reason = Literal[
     "not allowed",
 ]
 
-PRIVATE_REFUSAL = "Sorry, I'm a private bot: my owner has not enabled me for you."
-CHAT_REFUSAL = "I'm not enabled in this chat. The bot's owner can enable me here."
-USER_REFUSAL = "Sorry, I can't answer you here."
+PRIVATE_REFUSAL = N_("Sorry, I'm a private bot: my owner has not enabled me for you.")
+CHAT_REFUSAL = N_("I'm not enabled in this chat. The bot's owner can enable me here.")
+USER_REFUSAL = N_("Sorry, I can't answer you here.")
 
 
 def parse_subjects(text: str) -> frozenset[str]:
@@ -140,8 +141,8 @@ class Decision:
     @property
     def sentence(self) -> str:
         if self.private:
-            return PRIVATE_REFUSAL
-        return CHAT_REFUSAL if self.about_place else USER_REFUSAL
+            return _(PRIVATE_REFUSAL)
+        return _(CHAT_REFUSAL) if self.about_place else _(USER_REFUSAL)
 
 
 def decide(lists: AccessLists, asker: Asker) -> Decision:
@@ -188,7 +189,7 @@ KINDS: dict[str, AccessKind] = {
 def parse_kind(word: str) -> AccessKind:
     kind = KINDS.get(word.strip().lower())
     if kind is None:
-        raise ValidationError("Say what to change: user, chat (or server, channel, group) or role.")
+        raise ValidationError(_("Say what to change: user, chat (or server, channel, group) or role."))
     return kind
 
 
@@ -205,6 +206,6 @@ def parse_subject(text: str, platform: str) -> str:
         platform, raw = named.strip().lower(), rest.strip()
     if not platform or not raw.lstrip("-").isdigit():
         raise ValidationError(
-            f"“{text.strip()}” is not an id. Give a number, or platform:id (telegram:12345)."
+            _("“{text}” is not an id. Give a number, or platform:id (telegram:12345).", text=text.strip())
         )
     return f"{platform}:{int(raw)}"

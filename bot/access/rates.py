@@ -16,6 +16,7 @@ from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from bot.errors import TooFast
+from bot.i18n import n_
 from bot.ports import Account
 
 
@@ -32,18 +33,30 @@ class RateLimits:
 
     async def check_chat(self, user: Account) -> None:
         """Count one chat request, or raise ``TooFast`` (not counted)."""
-        await self._check(self._chat, "chat", user, "messages a minute")
+        await self._check(self._chat, "chat", user)
 
     async def check_image(self, user: Account) -> None:
         """Count one picture request, or raise ``TooFast`` (not counted)."""
-        await self._check(self._images, "images", user, "pictures an hour")
+        await self._check(self._images, "images", user)
 
-    async def _check(self, item: RateLimitItem | None, kind: str, user: Account, per: str) -> None:
+    async def _check(self, item: RateLimitItem | None, kind: str, user: Account) -> None:
         if item is None or await self._limiter.hit(item, kind, user.platform, user.holder):
             return
         stats = await self._limiter.get_window_stats(item, kind, user.platform, user.holder)
         wait = max(1, math.ceil(stats.reset_time - time.time()))
         raise TooFast(
-            f"You can send up to {item.amount} {per} here. Please wait {wait} seconds and try again.",
+            n_(
+                "You can send up to {limit} messages a minute here. Please wait {n} second and try again.",
+                "You can send up to {limit} messages a minute here. Please wait {n} seconds and try again.",
+                wait,
+                limit=item.amount,
+            )
+            if kind == "chat"
+            else n_(
+                "You can send up to {limit} pictures an hour here. Please wait {n} second and try again.",
+                "You can send up to {limit} pictures an hour here. Please wait {n} seconds and try again.",
+                wait,
+                limit=item.amount,
+            ),
             retry_after=wait,
         )

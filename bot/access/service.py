@@ -18,6 +18,7 @@ from collections.abc import Hashable
 
 from bot.access.policy import AccessLists, Asker, Decision, decide, parse_kind, parse_subject
 from bot.errors import NotAllowed, ValidationError
+from bot.i18n import N_, _
 from bot.ops import metrics
 from bot.ports import AccessKind, AccessRule, AccessStore, Actor, ChannelSwitches, Place
 
@@ -25,9 +26,9 @@ logger = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 30.0
 NOTICES_KEPT = 100_000  # chats remembered as told "not enabled here" (the oldest are forgotten)
-CHAT_OFF = "Chat is switched off here. An admin can turn it back on with /enable chat."
-IMAGES_OFF = "Pictures are switched off here. An admin can turn them back on with /enable images."
-OWNER_ONLY = "Only the bot's owner (BOT_ADMIN_IDS) can change who may use the bot."
+CHAT_OFF = N_("Chat is switched off here. An admin can turn it back on with /enable chat.")
+IMAGES_OFF = N_("Pictures are switched off here. An admin can turn them back on with /enable images.")
+OWNER_ONLY = N_("Only the bot's owner (BOT_ADMIN_IDS) can change who may use the bot.")
 
 
 class AccessService:
@@ -92,26 +93,26 @@ class AccessService:
     async def set_rule(self, actor: Actor, verdict: str, kind_word: str, target: str, platform: str) -> str:
         """``/allow``, ``/block``, ``/unblock``: store the override and say what applies now."""
         if not self.is_owner(actor):
-            raise NotAllowed(OWNER_ONLY)
+            raise NotAllowed(_(OWNER_ONLY))
         kind = parse_kind(kind_word)
         subject = parse_subject(target, platform)
         if kind == "role" and not subject.startswith("discord:"):
-            raise ValidationError("Roles are Discord's: give discord:<role id>.")
+            raise ValidationError(_("Roles are Discord's: give discord:<role id>."))
         if verdict == "unblock":
             await self._unblock(kind, subject, actor)
         elif verdict in ("allow", "block"):
             await self._store.put_access_rule(AccessRule(kind, subject, verdict, set_by=actor.id))  # type: ignore[arg-type]
         else:
-            raise ValidationError("Use allow, block or unblock.")
+            raise ValidationError(_("Use allow, block or unblock."))
         await self.load()
         logger.info("%s: %s %s %s", actor.id, verdict, kind, subject)
         state = self._lists.verdict_of(kind, subject)
         shown = {
-            "allowed": "is allowed",
-            "blocked": "is blocked",
-            "neither": "is neither allowed nor blocked",
+            "allowed": N_("{kind} {subject} is allowed now."),
+            "blocked": N_("{kind} {subject} is blocked now."),
+            "neither": N_("{kind} {subject} is neither allowed nor blocked now."),
         }
-        return f"{kind.capitalize()} {subject} {shown[state]} now."
+        return _(shown[state], kind=kind.capitalize(), subject=subject)
 
     async def _unblock(self, kind: AccessKind, subject: str, actor: Actor) -> None:
         blocked_by_settings = (
@@ -130,26 +131,26 @@ class AccessService:
     def describe(self, actor: Actor) -> str:
         """The list command: the settings and the stored overrides, as they apply now."""
         if not self.is_owner(actor):
-            raise NotAllowed(OWNER_ONLY)
+            raise NotAllowed(_(OWNER_ONLY))
         lists = self._lists
 
         def shown(items: frozenset[str]) -> str:
-            return ", ".join(sorted(items)) or "none"
+            return ", ".join(sorted(items)) or _("none")
 
         lines = [
-            "Who may use the bot now (settings with the changes made by commands):",
-            f"Allowed users: {shown(lists.allowed_users)}",
-            f"Allowed chats: {shown(lists.allowed_chats)}",
-            f"Allowed roles: {shown(lists.allowed_roles)}",
-            f"Blocked users: {shown(lists.blocked_users)}",
-            f"Blocked chats: {shown(lists.blocked_chats)}",
-            f"Private chats: {'allowed' if lists.allow_private else 'off'}",
-            "With no allow-list everyone who is not blocked is served."
+            _("Who may use the bot now (settings with the changes made by commands):"),
+            _("Allowed users: {list}", list=shown(lists.allowed_users)),
+            _("Allowed chats: {list}", list=shown(lists.allowed_chats)),
+            _("Allowed roles: {list}", list=shown(lists.allowed_roles)),
+            _("Blocked users: {list}", list=shown(lists.blocked_users)),
+            _("Blocked chats: {list}", list=shown(lists.blocked_chats)),
+            _("Private chats: allowed") if lists.allow_private else _("Private chats: off"),
+            _("With no allow-list everyone who is not blocked is served.")
             if not lists.restricted
-            else "Only what is allowed above is served (blocks win; owners always are).",
+            else _("Only what is allowed above is served (blocks win; owners always are)."),
         ]
         if self._rules:
-            lines.append("Changed by commands:")
+            lines.append(_("Changed by commands:"))
             lines += [
                 f"  {r.verdict} {r.kind} {r.subject}" + (f" (by {r.set_by})" if r.set_by else "")
                 for r in self._rules
@@ -167,11 +168,11 @@ class AccessService:
 
     def require_chat(self, place: Place) -> None:
         if self.switches(place).chat_off:
-            raise NotAllowed(CHAT_OFF)
+            raise NotAllowed(_(CHAT_OFF))
 
     def require_images(self, place: Place) -> None:
         if self.switches(place).images_off:
-            raise NotAllowed(IMAGES_OFF)
+            raise NotAllowed(_(IMAGES_OFF))
 
     async def switch(self, actor: Actor, place: Place, what: str, on: bool) -> str:
         """``/enable`` / ``/disable`` chat or images here."""
@@ -179,30 +180,35 @@ class AccessService:
             what.strip().lower()
         )
         if field is None:
-            raise ValidationError("Say what to switch: chat or images.")
+            raise ValidationError(_("Say what to switch: chat or images."))
         await self._change(actor, place, **{field: not on})
-        noun = "Chat" if field == "chat_off" else "Pictures"
-        return f"{noun} {'on' if on else 'off'} here." + (
-            ""
+        if field == "chat_off":
+            return (
+                _("Chat on here.")
+                if on
+                else _("Chat off here. Admins can turn it back on with /enable chat.")
+            )
+        return (
+            _("Pictures on here.")
             if on
-            else f" Admins can turn it back on with /enable {'chat' if noun == 'Chat' else 'images'}."
+            else _("Pictures off here. Admins can turn it back on with /enable images.")
         )
 
     async def set_reply_all(self, actor: Actor, place: Place, on: bool) -> str:
         if place.is_private:
-            raise ValidationError("In a private chat I already answer every message.")
+            raise ValidationError(_("In a private chat I already answer every message."))
         await self._change(actor, place, reply_all=on)
         return (
-            "I now answer every message here."
+            _("I now answer every message here.")
             if on
-            else "I now answer here only when addressed (a mention, a reply or a command)."
+            else _("I now answer here only when addressed (a mention, a reply or a command).")
         )
 
     async def _change(self, actor: Actor, place: Place, **changes: bool) -> None:
         if place.is_private:
-            raise ValidationError("This works in groups and server channels.")
+            raise ValidationError(_("This works in groups and server channels."))
         if not (actor.is_platform_admin or self.is_owner(actor)):
-            raise NotAllowed("Only admins of this server or group can switch me on or off here.")
+            raise NotAllowed(_("Only admins of this server or group can switch me on or off here."))
         current = self.switches(place)  # a channel starts from what it inherited
         await self._store.put_channel_switches(place, dataclasses.replace(current, **changes))
         await self.load()

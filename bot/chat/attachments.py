@@ -30,6 +30,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from bot.chat.vision import Detail, prepared_size
 from bot.errors import ValidationError
+from bot.i18n import _
 from bot.ports import StoredImage
 
 logger = logging.getLogger(__name__)
@@ -92,7 +93,9 @@ def prepare_picture(data: bytes, detail: Detail, *, name: str = "picture") -> St
     text in it stays sharp; photos become JPEG. The result carries its size and content hash.
     """
     if sniff_picture(data) is None:
-        raise ValidationError(f"{name} is not a picture I can look at. Send a JPEG, PNG, WebP or GIF.")
+        raise ValidationError(
+            _("{name} is not a picture I can look at. Send a JPEG, PNG, WebP or GIF.", name=name)
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -100,10 +103,14 @@ def prepare_picture(data: bytes, detail: Detail, *, name: str = "picture") -> St
     except ValidationError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ValidationError(f"{name} is not a picture I can read. Send a JPEG, PNG, WebP or GIF.") from None
+        raise ValidationError(
+            _("{name} is not a picture I can read. Send a JPEG, PNG, WebP or GIF.", name=name)
+        ) from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:  # what Pillow raises for broken files
         logger.info("picture %s could not be decoded: %s", name, type(exc).__name__)
-        raise ValidationError(f"{name} looks damaged; I could not read it. Please send it again.") from None
+        raise ValidationError(
+            _("{name} looks damaged; I could not read it. Please send it again.", name=name)
+        ) from None
     return StoredImage(mime, prepared, width, height, hashlib.sha256(prepared).hexdigest())
 
 
@@ -111,10 +118,15 @@ def _reencode(data: bytes, detail: Detail, name: str) -> tuple[str, bytes, int, 
     image: Image.Image = Image.open(io.BytesIO(data))
     source_format = image.format or ""
     if source_format not in _FORMATS:
-        raise ValidationError(f"{name} is not a JPEG, PNG, WebP or GIF picture.")
+        raise ValidationError(_("{name} is not a JPEG, PNG, WebP or GIF picture.", name=name))
     if image.width * image.height > MAX_PIXELS:
         raise ValidationError(
-            f"{name} has too many pixels ({image.width} × {image.height}). Please send a smaller picture."
+            _(
+                "{name} has too many pixels ({width} × {height}). Please send a smaller picture.",
+                name=name,
+                width=image.width,
+                height=image.height,
+            )
         )
     if source_format == "JPEG":
         # Decode at 1/2, 1/4 or 1/8 scale when that is still at least the target size.
@@ -161,23 +173,39 @@ def read_document(upload: Upload, max_bytes: int) -> Document:
         text = _pdf_text(upload.data, name, max_bytes)
         if not text.strip():
             raise ValidationError(
-                f"I found no text in {name} (a scanned PDF has only pictures of pages). "
-                "Please send the text, or the pages as pictures."
+                _(
+                    "I found no text in {name} (a scanned PDF has only pictures of pages). "
+                    "Please send the text, or the pages as pictures.",
+                    name=name,
+                )
             )
     else:
         if len(upload.data) > max_bytes:
             raise ValidationError(
-                f"{name} is too large ({len(upload.data) // 1024} KB); I read documents up to {limit}."
+                _(
+                    "{name} is too large ({size} KB); I read documents up to {limit}.",
+                    name=name,
+                    size=len(upload.data) // 1024,
+                    limit=limit,
+                )
             )
         decoded = decode_text(upload.data)
         if decoded is None:
             raise ValidationError(
-                f"I can't read {name}: I read pictures, text files (text, Markdown, CSV, JSON, code, "
-                "logs) and PDFs."
+                _(
+                    "I can't read {name}: I read pictures, text files (text, Markdown, CSV, JSON, code, logs) and PDFs.",
+                    name=name,
+                )
             )
         text = decoded
     if len(text.encode("utf-8")) > max_bytes:
-        raise ValidationError(f"The text of {name} is too long; I read documents up to {limit} of text.")
+        raise ValidationError(
+            _(
+                "The text of {name} is too long; I read documents up to {limit} of text.",
+                name=name,
+                limit=limit,
+            )
+        )
     return Document(name, text)
 
 
@@ -212,9 +240,9 @@ def _pdf_text(data: bytes, name: str, max_bytes: int) -> str:
         encrypted = reader.is_encrypted
     except (PdfReadError, ValueError, KeyError, TypeError, OSError, RecursionError) as exc:
         logger.info("PDF %s could not be read: %s", name, type(exc).__name__)
-        raise ValidationError(f"{name} looks damaged; I could not read it as a PDF.") from None
+        raise ValidationError(_("{name} looks damaged; I could not read it as a PDF.", name=name)) from None
     if encrypted:
-        raise ValidationError(f"{name} is protected with a password; I can't read it.")
+        raise ValidationError(_("{name} is protected with a password; I can't read it.", name=name))
     try:
         pages: list[str] = []
         size = 0
@@ -225,7 +253,7 @@ def _pdf_text(data: bytes, name: str, max_bytes: int) -> str:
                 break
     except (PdfReadError, ValueError, KeyError, TypeError, OSError, RecursionError) as exc:
         logger.info("PDF %s could not be read: %s", name, type(exc).__name__)
-        raise ValidationError(f"{name} looks damaged; I could not read it as a PDF.") from None
+        raise ValidationError(_("{name} looks damaged; I could not read it as a PDF.", name=name)) from None
     return "\n\n".join(page.strip() for page in pages if page.strip())
 
 

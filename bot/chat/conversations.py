@@ -37,6 +37,7 @@ from bot.chat.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, TokenCounter
 from bot.credits import CreditService, Hold
 from bot.display.streaming import Outcome, PacingPolicy, StreamPresenter, Surface, TokenBucket
 from bot.errors import MiniToolAIError, NotAllowed, StreamInterrupted, ValidationError
+from bot.i18n import N_, _, integer
 from bot.minitoolai.models import CHAT_MODELS
 from bot.minitoolai.types import ChatEvent, ChatMessage, ChatParams, ImageInput, TextDelta, Usage
 from bot.minitoolai.validation import validate_chat
@@ -59,7 +60,7 @@ MAX_IMAGES_PER_MESSAGE = 10  # a Telegram album or a Discord message holds up to
 MAX_FILES_PER_MESSAGE = 10  # a Telegram album holds up to 10
 DETAIL_KEY = "detail"  # in a channel's ChannelSettings.extra: "low", "high" or "auto"
 EARLIER_PICTURE = "[an earlier picture, no longer shown]"
-RESTARTING = "Interrupted: the bot is restarting."
+RESTARTING = N_("Interrupted: the bot is restarting.")
 MAX_USER_TEXT_CHARS = 16_000
 _TURN_STATUS: dict[Outcome, TurnStatus] = {
     "complete": "complete",
@@ -185,12 +186,20 @@ class ConversationService:
         if request.model is not None:
             if request.model not in CHAT_MODELS:
                 raise ValidationError(
-                    f"I don't know the model “{request.model}”. Choose one of: {', '.join(CHAT_MODELS)}."
+                    _(
+                        "I don't know the model “{model}”. Choose one of: {models}.",
+                        model=request.model,
+                        models=", ".join(CHAT_MODELS),
+                    )
                 )
             allowed = settings.allowed_chat_models
             if allowed and request.model not in allowed:
                 raise NotAllowed(
-                    f"The chat model {request.model} is not allowed here. Choose one of: {', '.join(allowed)}."
+                    _(
+                        "The chat model {model} is not allowed here. Choose one of: {models}.",
+                        model=request.model,
+                        models=", ".join(allowed),
+                    )
                 )
             settings = dataclasses.replace(settings, model=request.model)
         await self._rates.check_chat(request.user)  # a valid request counts, before anything is reserved
@@ -225,7 +234,9 @@ class ConversationService:
                 limit = self._limits.max_document_bytes
                 documents.append(await asyncio.to_thread(read_document, upload, limit))
         if len(pictures) > MAX_IMAGES_PER_MESSAGE:
-            raise ValidationError(f"Please attach at most {MAX_IMAGES_PER_MESSAGE} pictures per message.")
+            raise ValidationError(
+                _("Please attach at most {n} pictures per message.", n=MAX_IMAGES_PER_MESSAGE)
+            )
         if pictures:
             _require_vision(settings.model)  # before the work of preparing them
         prepared = [await self._pictures.prepare(image, detail, name=name) for name, image in pictures]
@@ -278,7 +289,7 @@ class ConversationService:
             if turns and turns[-1].role == "assistant":
                 turns.pop()
             if not turns or turns[-1].role != "user":
-                raise ValidationError("There is nothing to regenerate here yet. Ask me something first.")
+                raise ValidationError(_("There is nothing to regenerate here yet. Ask me something first."))
             user_turn = await self._ready(turns.pop(), detail)
             budget = self._history_budget(settings, user_turn)
             room = max(0, pictures - sum(1 for i in user_turn.images if i.data))
@@ -352,16 +363,22 @@ class ConversationService:
     def _check_request(request: ChatRequest) -> None:
         if not request.text.strip() and not request.images and not request.files:
             raise ValidationError(
-                "Your message is empty. Write a question, or attach a picture or a file with a caption."
+                _("Your message is empty. Write a question, or attach a picture or a file with a caption.")
             )
         if len(request.text) > MAX_USER_TEXT_CHARS:
             raise ValidationError(
-                f"Your message is too long ({len(request.text):,} characters; at most {MAX_USER_TEXT_CHARS:,})."
+                _(
+                    "Your message is too long ({length} characters; at most {limit}).",
+                    length=integer(len(request.text)),
+                    limit=integer(MAX_USER_TEXT_CHARS),
+                )
             )
         if len(request.images) > MAX_IMAGES_PER_MESSAGE:
-            raise ValidationError(f"Please attach at most {MAX_IMAGES_PER_MESSAGE} pictures per message.")
+            raise ValidationError(
+                _("Please attach at most {n} pictures per message.", n=MAX_IMAGES_PER_MESSAGE)
+            )
         if len(request.files) > MAX_FILES_PER_MESSAGE:
-            raise ValidationError(f"Please attach at most {MAX_FILES_PER_MESSAGE} files per message.")
+            raise ValidationError(_("Please attach at most {n} files per message.", n=MAX_FILES_PER_MESSAGE))
 
     def _budget(self, model: str) -> int:
         window = CHAT_MODELS[model].context_window if model in CHAT_MODELS else 128_000
@@ -387,10 +404,14 @@ class ConversationService:
             if user_turn.tokens <= room:
                 return 0
             raise ValidationError(
-                f"Your message with its documents is too long for this model (about {user_turn.tokens:,} "
-                f"tokens; at most {room:,}). Please send a shorter document, or the part that matters."
+                _(
+                    "Your message with its documents is too long for this model (about {tokens} tokens; "
+                    "at most {limit}). Please send a shorter document, or the part that matters.",
+                    tokens=integer(user_turn.tokens),
+                    limit=integer(room),
+                )
             )
-        raise ValidationError("Your message is too long for this model's memory. Please shorten it.")
+        raise ValidationError(_("Your message is too long for this model's memory. Please shorten it."))
 
     def _window_budget(self, model: str) -> int:
         window = CHAT_MODELS[model].context_window if model in CHAT_MODELS else 128_000
@@ -399,7 +420,9 @@ class ConversationService:
     def _prompt_estimate(self, settings: Effective, history: Sequence[Turn], user_turn: Turn) -> int:
         system = self._tokens.count_message(settings.system_prompt) if settings.system_prompt else 0
         texts = sum(map(_prompt_cost, history)) + user_turn.tokens
-        placeholders = sum(self._tokens.count(f"\n{EARLIER_PICTURE}") for _ in _dropped(history, user_turn))
+        placeholders = sum(
+            self._tokens.count(f"\n{EARLIER_PICTURE}") for _turn in _dropped(history, user_turn)
+        )
         return (
             system + texts + placeholders + self._picture_tokens(settings, history, user_turn) + REPLY_PRIMING
         )
@@ -469,13 +492,13 @@ class ConversationService:
                 await answer.task
             except asyncio.CancelledError:
                 if answer.interrupted:  # interrupt(): the bot is shutting down
-                    return await self._close(answer, presenter, "stopped", RESTARTING)
+                    return await self._close(answer, presenter, "stopped", _(RESTARTING))
                 if not answer.stopped:
                     # Our own task was cancelled (a shutdown without interrupt): keep what
                     # streamed, charge what was used, then go.
-                    await asyncio.shield(self._close(answer, presenter, "stopped", RESTARTING))
+                    await asyncio.shield(self._close(answer, presenter, "stopped", _(RESTARTING)))
                     raise
-                return await self._close(answer, presenter, "stopped", "Stopped.")
+                return await self._close(answer, presenter, "stopped", _("Stopped."))
             except MiniToolAIError as exc:
                 if not answer.deltas:
                     # Nothing was shown: the adapter tells the person its own way (ephemeral on
@@ -489,7 +512,7 @@ class ConversationService:
                 # StreamInterrupted's message already says the answer was cut off.
                 note = exc.user_message
                 if not isinstance(exc, StreamInterrupted):
-                    note = f"The answer was cut off: {note}"
+                    note = _("The answer was cut off: {reason}", reason=note)
                 return await self._close(answer, presenter, "failed", note)
             return await self._close(answer, presenter, "complete", None)
 
@@ -595,8 +618,11 @@ def _require_vision(model_name: str) -> None:
     if model is None or not model.vision:
         able = ", ".join(name for name, m in CHAT_MODELS.items() if m.vision)
         raise ValidationError(
-            f"The model {model_name} can't look at pictures. An admin can switch to one that can "
-            f"({able}) with /model."
+            _(
+                "The model {model} can't look at pictures. An admin can switch to one that can ({models}) with /model.",
+                model=model_name,
+                models=able,
+            )
         )
 
 
@@ -609,7 +635,8 @@ def picture_detail(settings: Effective) -> vision.Detail:
 def _user_text(request: ChatRequest, documents: Sequence[Document] = (), pictures: bool = False) -> str:
     text = request.text.strip()
     if not text:
-        text = "What is in this picture?" if pictures or not documents else "Please read this document."
+        # i18n: sent to the model for a member who sent only a picture or a document: in their language
+        text = _("What is in this picture?") if pictures or not documents else _("Please read this document.")
     if documents:
         text = "\n\n".join([text, *(document.as_message_part() for document in documents)])
     if request.quoted_text:

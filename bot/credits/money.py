@@ -13,6 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 from bot.errors import ValidationError
+from bot.i18n import _, decimal, n_
 
 MICRO = 1_000_000
 # A bound far above any real balance that keeps every amount inside a signed 64-bit column.
@@ -31,7 +32,7 @@ def format_amount(micro: int, credits_per_dollar: int = 0) -> str:
         return "-" + format_amount(-micro, credits_per_dollar)
     if credits_per_dollar > 0:
         return _format_credits(Fraction(micro * credits_per_dollar, MICRO))
-    return "$" + _format_dollars(Fraction(micro, MICRO))
+    return "$" + decimal(_format_dollars(Fraction(micro, MICRO)))
 
 
 def _format_dollars(dollars: Fraction) -> str:
@@ -57,7 +58,7 @@ def _format_credits(credits: Fraction) -> str:
         text = _fixed(credits, 3).rstrip("0").rstrip(".")
         if Decimal(text) == 0:
             text = _fixed(credits, 6).rstrip("0").rstrip(".")
-    return f"{text} credit" if text == "1" else f"{text} credits"
+    return n_("{amount} credit", "{amount} credits", 1 if text == "1" else 2, amount=decimal(text))
 
 
 def _round(value: Fraction, places: int) -> Decimal:
@@ -77,29 +78,33 @@ def parse_amount(text: str, credits_per_dollar: int = 0) -> int:
     Raises ``ValidationError`` with a sentence the user can act on.
     """
     if text.strip().startswith("-"):
-        raise ValidationError("Amounts must not be negative.")
+        raise ValidationError(_("Amounts must not be negative."))
     match = _AMOUNT.match(text)
     if match is None:
-        raise ValidationError(f"“{text.strip()}” is not an amount. Write it like 5, $0.50 or 500 credits.")
+        raise ValidationError(
+            _("“{text}” is not an amount. Write it like 5, $0.50 or 500 credits.", text=text.strip())
+        )
     unit = (match["unit"] or "").lower()
     number = Fraction(Decimal(match["number"].replace(",", "")))
     in_credits = unit.startswith("credit") or (not unit and not match["dollar"] and credits_per_dollar > 0)
     if match["dollar"] and unit.startswith("credit"):
-        raise ValidationError(f"“{text.strip()}” mixes dollars and credits. Write $5 or 500 credits.")
+        raise ValidationError(
+            _("“{text}” mixes dollars and credits. Write $5 or 500 credits.", text=text.strip())
+        )
     if in_credits:
         micro = _credits_to_micro(number, credits_per_dollar)
     else:
         micro_exact = number * MICRO
         if micro_exact.denominator != 1:
-            raise ValidationError("Amounts in dollars can have at most six decimals.")
+            raise ValidationError(_("Amounts in dollars can have at most six decimals."))
         micro = micro_exact.numerator
     if micro > MAX_AMOUNT:
-        raise ValidationError("That amount is too large.")
+        raise ValidationError(_("That amount is too large."))
     return micro
 
 
 def _credits_to_micro(credits: Fraction, credits_per_dollar: int) -> int:
     if credits_per_dollar <= 0:
-        raise ValidationError("This bot counts in dollars, not credits. Write an amount like $0.50.")
+        raise ValidationError(_("This bot counts in dollars, not credits. Write an amount like $0.50."))
     micro = credits * MICRO / credits_per_dollar
     return int(_round(micro, 0))

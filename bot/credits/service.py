@@ -50,6 +50,7 @@ from bot.credits.values import (
     UsageLine,
 )
 from bot.errors import InsufficientCredits, NotAllowed, SpendingLimitReached, ValidationError
+from bot.i18n import N_, _, privately
 from bot.minitoolai.prices import PriceTable
 from bot.minitoolai.types import Usage
 from bot.ops import metrics
@@ -177,7 +178,7 @@ class CreditService:
         try:
             amount = self.prices.chat_worst_case(model, prompt_tokens, max_completion_tokens)
         except ValueError as exc:
-            raise ValidationError(f"There is no price for the chat model {model}.") from exc
+            raise ValidationError(_("There is no price for the chat model {model}.", model=model)) from exc
         meta = {
             "model": model,
             "prompt_tokens_estimate": prompt_tokens,
@@ -200,7 +201,7 @@ class CreditService:
         try:
             amount = self.prices.image_cost(model)
         except ValueError as exc:
-            raise ValidationError(f"There is no price for the image model {model}.") from exc
+            raise ValidationError(_("There is no price for the image model {model}.", model=model)) from exc
         return await self._reserve(
             user,
             community,
@@ -246,17 +247,18 @@ class CreditService:
                         return Hold.of(stored) if stored else Hold(rid, account, amount, purpose, spender)
                     return Hold(rid, account, amount, purpose, spender)
         balance = await self.store.balance(user) or 0
-        message = texts.insufficient(
-            purpose,
-            balance,
-            amount,
-            allowance,
-            self._next_refill(allowance, now),
-            pool_status,
-            self.format_amount,
-        )
-        if balance == 0 and await self._grant_withheld(user):
-            message = texts.GRANT_WITHHELD + "\n" + message
+        with privately():  # the balance is the member's alone: shown to them privately
+            message = texts.insufficient(
+                purpose,
+                balance,
+                amount,
+                allowance,
+                self._next_refill(allowance, now),
+                pool_status,
+                self.format_amount,
+            )
+            if balance == 0 and await self._grant_withheld(user):
+                message = _(texts.GRANT_WITHHELD) + "\n" + message
         raise InsufficientCredits(message, balance=balance, needed=amount)
 
     async def _reserve_within_limits(
@@ -613,7 +615,7 @@ class CreditService:
         self, actor: Actor, community: Place, since: datetime | None = None
     ) -> CommunitySpending:
         """What a community's members spent from its pool since a moment (default: this month)."""
-        self._require(actor, "see the community's spending", community=community)
+        self._require(actor, N_("see the community's spending"), community=community)
         now = self._clock()
         start = since or periods.month_bounds(now, self.policy.tz)[0]
         pool = Account.pool(community.platform, community.scope)
@@ -647,12 +649,12 @@ class CreditService:
         if not actor.is_platform_admin or (
             community is not None and community.platform != actor.account.platform
         ):
-            raise NotAllowed(f"Only server admins can {what}.")
+            raise NotAllowed(_("Only server admins can {what}.", what=_(what)))
         # Everyone administers their own private chat, so only a real community's admin can be
         # trusted to create money, and only when the owner says so.
         real_community = community is not None and not community.is_private
         if mints and not (self.policy.trust_community_admins and real_community):
-            raise NotAllowed(f"Only the bot's owner can {what}.")
+            raise NotAllowed(_("Only the bot's owner can {what}.", what=_(what)))
 
     @staticmethod
     def _key(idempotency_key: str | None) -> str:
@@ -669,7 +671,7 @@ class CreditService:
         community: Place | None = None,
     ) -> AdminResult:
         """Add credits to a user's balance (or a pool's)."""
-        self._require(actor, "grant credits", community=community, mints=True)
+        self._require(actor, N_("grant credits"), community=community, mints=True)
         _positive(amount)
         await self._open(target)
         entry = await self.store.apply(
@@ -695,7 +697,7 @@ class CreditService:
         community: Place | None = None,
     ) -> AdminResult:
         """Remove up to ``amount``, never below zero; ``changed`` says how much was taken."""
-        self._require(actor, "take credits", community=community, mints=True)
+        self._require(actor, N_("take credits"), community=community, mints=True)
         _positive(amount)
         return await self._adjust(
             actor, target, lambda balance: -min(amount, balance), reason, idempotency_key
@@ -712,9 +714,9 @@ class CreditService:
         community: Place | None = None,
     ) -> AdminResult:
         """Make a balance exactly ``amount`` (reserved credits stay reserved)."""
-        self._require(actor, "set balances", community=community, mints=True)
+        self._require(actor, N_("set balances"), community=community, mints=True)
         if amount < 0:
-            raise ValidationError("A balance cannot be negative.")
+            raise ValidationError(_("A balance cannot be negative."))
         await self._open(target)
         return await self._adjust(actor, target, lambda balance: amount - balance, reason, idempotency_key)
 
@@ -728,7 +730,7 @@ class CreditService:
     ) -> AdminResult:
         """Apply a change computed from the current balance, re-reading it if a reservation raced."""
         key = self._key(idempotency_key)
-        for _ in range(TAKE_ATTEMPTS):
+        for _attempt in range(TAKE_ATTEMPTS):
             balance = await self.store.balance(target) or 0
             delta = delta_for(balance)
             if delta == 0:
@@ -747,13 +749,13 @@ class CreditService:
             if entry is None:
                 return AdminResult(target, 0, await self.store.balance(target) or 0)
             return AdminResult(target, delta, entry.balance_after)
-        raise InsufficientCredits("The balance kept changing; please try again.")
+        raise InsufficientCredits(_("The balance kept changing; please try again."))
 
     async def fund_pool(
         self, actor: Actor, community: Place, amount: int, *, idempotency_key: str | None = None
     ) -> AdminResult:
         """Add credits to a community's pool (creating the pool)."""
-        self._require(actor, "fund the community pool", community=community, mints=True)
+        self._require(actor, N_("fund the community pool"), community=community, mints=True)
         pool = Account.pool(community.platform, community.scope)
         _positive(amount)
         await self._open(pool)
@@ -771,9 +773,9 @@ class CreditService:
 
     async def set_pool_cap(self, actor: Actor, community: Place, per_user_daily_cap: int | None) -> None:
         """Limit what each member may spend from the pool per day (None = no limit)."""
-        self._require(actor, "limit the community pool", community=community)
+        self._require(actor, N_("limit the community pool"), community=community)
         if per_user_daily_cap is not None and per_user_daily_cap < 0:
-            raise ValidationError("A daily limit cannot be negative.")
+            raise ValidationError(_("A daily limit cannot be negative."))
         place = community.community
         current = await self.store.get_settings(place) or ChannelSettings()
         extra = {k: v for k, v in current.extra.items() if k != POOL_CAP_KEY}
@@ -783,21 +785,21 @@ class CreditService:
 
     async def set_starting_grant(self, actor: Actor, amount: int) -> None:
         """Change what new users receive (bot-wide)."""
-        self._require(actor, "set the starting grant", mints=True)
+        self._require(actor, N_("set the starting grant"), mints=True)
         if amount < 0:
-            raise ValidationError("A starting grant cannot be negative.")
+            raise ValidationError(_("A starting grant cannot be negative."))
         await self.store.set_meta(META_STARTING_GRANT, str(amount))
 
     async def set_allowance(
         self, actor: Actor, amount: int, period: str, cap: int | None = None
     ) -> Allowance:
         """Change the periodic allowance (bot-wide); the cap defaults to the amount."""
-        self._require(actor, "set the allowance", mints=True)
+        self._require(actor, N_("set the allowance"), mints=True)
         if period not in get_args(AllowancePeriod):
-            raise ValidationError("The allowance period must be none, daily or weekly.")
+            raise ValidationError(_("The allowance period must be none, daily or weekly."))
         cap = amount if cap is None else cap
         if amount < 0 or cap < 0:
-            raise ValidationError("An allowance cannot be negative.")
+            raise ValidationError(_("An allowance cannot be negative."))
         await self.store.set_meta(META_ALLOWANCE, str(amount))
         await self.store.set_meta(META_ALLOWANCE_PERIOD, period)
         await self.store.set_meta(META_ALLOWANCE_CAP, str(cap))
@@ -812,7 +814,7 @@ _EPSILON = timedelta(microseconds=1)
 
 def _positive(amount: int) -> None:
     if amount <= 0:
-        raise ValidationError("The amount must be more than zero.")
+        raise ValidationError(_("The amount must be more than zero."))
 
 
 def _recorded_usage(meta: Mapping[str, Any]) -> Usage | None:

@@ -19,18 +19,25 @@ from bot.credits.values import (
     PriceLine,
     UsageLine,
 )
+from bot.i18n import N_, _, moment
 
 Fmt = Callable[[int], str]
-PERIOD_WORD = {"daily": "daily", "weekly": "weekly", "none": ""}
 
 
-def when(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%d %H:%M} {moment.tzname() or 'UTC'}"
+def when(at: datetime) -> str:
+    """A date and time in the current language (UTC)."""
+    return moment(at)
 
 
-GRANT_WITHHELD = (
+GRANT_WITHHELD = N_(
     "New accounts start with no credit today: the bot's starting grants for today were all given."
 )
+
+
+def _allowance(allowance: Allowance, fmt: Fmt) -> str:
+    if allowance.period == "weekly":
+        return _("your weekly allowance of {amount}", amount=fmt(allowance.amount))
+    return _("your daily allowance of {amount}", amount=fmt(allowance.amount))
 
 
 def insufficient(
@@ -44,59 +51,93 @@ def insufficient(
 ) -> str:
     """The one message a user gets when a request does not fit: balance, need, how to get more."""
     if purpose == "image":
-        lines = [f"An image costs {fmt(needed)}, but your balance is {fmt(balance)}."]
+        lines = [
+            _("An image costs {cost}, but your balance is {balance}.", cost=fmt(needed), balance=fmt(balance))
+        ]
     else:
-        lines = [f"This needs up to {fmt(needed)}, but your balance is {fmt(balance)}."]
+        lines = [
+            _(
+                "This needs up to {cost}, but your balance is {balance}.",
+                cost=fmt(needed),
+                balance=fmt(balance),
+            )
+        ]
     if pool is not None:
         room = pool.room_today
         if room is not None and room < needed:
-            lines.append(f"Your community pool limit for today ({fmt(pool.daily_cap or 0)}) is used up.")
+            lines.append(
+                _("Your community pool limit for today ({cap}) is used up.", cap=fmt(pool.daily_cap or 0))
+            )
         elif pool.balance < needed:
-            lines.append(f"The community pool has only {fmt(pool.balance)} left.")
-    more = "To get more, ask a server admin"
+            lines.append(_("The community pool has only {amount} left.", amount=fmt(pool.balance)))
     if next_refill is not None:
-        more += (
-            f", or wait for your {PERIOD_WORD[allowance.period]} allowance of {fmt(allowance.amount)}"
-            f" (next refill {when(next_refill)})"
+        lines.append(
+            _(
+                "To get more, ask a server admin, or wait for {allowance} (next refill {when}).",
+                allowance=_allowance(allowance, fmt),
+                when=when(next_refill),
+            )
         )
-    lines.append(more + ".")
+    else:
+        lines.append(_("To get more, ask a server admin."))
     if purpose == "chat":
-        lines.append("A shorter conversation or a shorter answer needs less.")
+        lines.append(_("A shorter conversation or a shorter answer needs less."))
     return "\n".join(lines)
 
 
 def render_status(status: CreditStatus, fmt: Fmt) -> str:
     lines = [
-        f"Balance: {fmt(status.balance)}",
-        f"Spent today: {fmt(status.spent_today)} · this month: {fmt(status.spent_month)}",
+        _("Balance: {amount}", amount=fmt(status.balance)),
+        _(
+            "Spent today: {today} · this month: {month}",
+            today=fmt(status.spent_today),
+            month=fmt(status.spent_month),
+        ),
     ]
     if status.allowance is not None:
         a = status.allowance
-        lines.append(
-            f"Allowance: {fmt(a.amount)} {PERIOD_WORD[a.period]}, up to {fmt(a.cap)}"
-            f" (next refill {when(a.next_refill)})"
-        )
+        values = {"amount": fmt(a.amount), "cap": fmt(a.cap), "when": when(a.next_refill)}
+        if a.period == "weekly":
+            lines.append(_("Allowance: {amount} weekly, up to {cap} (next refill {when})", **values))
+        else:
+            lines.append(_("Allowance: {amount} daily, up to {cap} (next refill {when})", **values))
     if status.pool is not None:
         p = status.pool
-        pool_line = f"Community pool: {fmt(p.balance)}"
         if p.daily_cap is not None:
-            pool_line += f"; you used {fmt(p.spent_today + p.held)} of your {fmt(p.daily_cap)} today"
-        lines.append(pool_line)
+            lines.append(
+                _(
+                    "Community pool: {amount}; you used {used} of your {cap} today",
+                    amount=fmt(p.balance),
+                    used=fmt(p.spent_today + p.held),
+                    cap=fmt(p.daily_cap),
+                )
+            )
+        else:
+            lines.append(_("Community pool: {amount}", amount=fmt(p.balance)))
     return "\n".join(lines)
 
 
 def render_usage(lines: Sequence[UsageLine], fmt: Fmt) -> str:
     if not lines:
-        return "No charges yet."
-    out = ["Your latest charges:"]
+        return _("No charges yet.")
+    out = [_("Your latest charges:")]
     for line in lines:
         moment = when(line.when) if line.when else "?"
         if line.purpose == "chat":
-            tokens = f"{line.prompt_tokens or 0} in / {line.completion_tokens or 0} out tokens"
-            what = f"{line.model}, {tokens}" + ("" if line.exact else " (estimated)")
+            values = {
+                "model": line.model,
+                "input": str(line.prompt_tokens or 0),
+                "output": str(line.completion_tokens or 0),
+            }
+            if line.exact:
+                what = _("{model}, {input} in / {output} out tokens", **values)
+            else:
+                what = _("{model}, {input} in / {output} out tokens (estimated)", **values)
+        elif line.purpose == "image":
+            what = _("image {model}", model=line.model).strip()
         else:
             what = f"{line.purpose} {line.model}".strip()
-        source = " (community pool)" if line.from_pool else ""
+        source = _(" (community pool)") if line.from_pool else ""
         out.append(f"• {moment} · {what} · {fmt(line.cost)}{source}")
     return "\n".join(out)
 
@@ -104,36 +145,53 @@ def render_usage(lines: Sequence[UsageLine], fmt: Fmt) -> str:
 def render_prices(lines: Sequence[PriceLine], fmt: Fmt) -> str:
     chat = [p for p in lines if p.kind == "chat"]
     image = [p for p in lines if p.kind == "image"]
-    out = ["Chat, per 1M tokens (input / output):"]
+    out = [_("Chat, per 1M tokens (input / output):")]
     out += [f"• {p.model}: {fmt(p.input_per_million)} / {fmt(p.output_per_million)}" for p in chat]
     per_image = sorted({p.per_image for p in image})
     if len(per_image) == 1:
-        out.append(f"Images: {fmt(per_image[0])} each, every model")
+        out.append(_("Images: {amount} each, every model", amount=fmt(per_image[0])))
     elif image:
-        out.append("Images, each:")
+        out.append(_("Images, each:"))
         out += [f"• {p.model}: {fmt(p.per_image)}" for p in image]
     return "\n".join(out)
 
 
+ADMIN_DONE = {
+    "granted": N_("Granted: {amount}. {who} now has {balance}."),
+    "taken": N_("Taken: {amount}. {who} now has {balance}."),
+    "added to the pool": N_("Added to the pool: {amount}. {who} now has {balance}."),
+}
+
+
 def render_admin(result: AdminResult, action: str, fmt: Fmt) -> str:
     """``action`` names what was done: "granted", "taken", "added to the pool", "set"."""
-    who = "The community pool" if result.account.is_pool else f"User {result.account.holder}"
+    who = _("The community pool") if result.account.is_pool else _("User {id}", id=result.account.holder)
     if result.changed == 0:
-        return f"Nothing changed. {who} has {fmt(result.balance)}."
-    if action.strip().lower() == "set":
-        return f"{who} now has {fmt(result.balance)} (was {fmt(result.balance - result.changed)})."
-    done = action.strip()
-    return f"{done[:1].upper()}{done[1:]}: {fmt(abs(result.changed))}. {who} now has {fmt(result.balance)}."
+        return _("Nothing changed. {who} has {balance}.", who=who, balance=fmt(result.balance))
+    action = action.strip().lower()
+    if action == "set":
+        return _(
+            "{who} now has {balance} (was {before}).",
+            who=who,
+            balance=fmt(result.balance),
+            before=fmt(result.balance - result.changed),
+        )
+    return _(
+        ADMIN_DONE.get(action, ADMIN_DONE["granted"]),
+        amount=fmt(abs(result.changed)),
+        who=who,
+        balance=fmt(result.balance),
+    )
 
 
 def render_spending(report: CommunitySpending, fmt: Fmt) -> str:
     if report.pool_balance is None:
-        return "This community has no pool. An owner can fund one."
+        return _("This community has no pool. An owner can fund one.")
     out = [
-        f"Community pool: {fmt(report.pool_balance)} left",
-        f"Spent since {when(report.since)}: {fmt(report.total)}",
+        _("Community pool: {amount} left", amount=fmt(report.pool_balance)),
+        _("Spent since {when}: {amount}", when=when(report.since), amount=fmt(report.total)),
     ]
     out += [f"• {account.holder}: {fmt(amount)}" for account, amount in report.by_member[:10]]
     if not report.complete:
-        out.append("(member totals count the most recent charges only)")
+        out.append(_("(member totals count the most recent charges only)"))
     return "\n".join(out)

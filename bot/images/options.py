@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from bot.errors import ValidationError
+from bot.i18n import N_, _
 from bot.minitoolai.types import ImageParams
 from bot.minitoolai.validation import validate_image
 
@@ -104,10 +105,11 @@ _QUOTES = (('"', '"'), ("“", "”"), ("'", "'"))
 def usage_text() -> str:
     """One paragraph of help for /imagine, listing every flag and preset."""
     presets = ", ".join(f"{name} ({w}×{h})" for name, (w, h) in SIZE_PRESETS.items())
-    return (
+    return _(
         "/imagine <prompt> [--model NAME] [--size WxH or preset] [--steps 1-8] [--cfg 1-7] "
         '[--scheduler "NAME"] [--negative "what to leave out"] [--width N] [--height N]. '
-        f"Size presets: {presets}."
+        "Size presets: {presets}.",
+        presets=presets,
     )
 
 
@@ -119,8 +121,11 @@ def parse_size(text: str) -> tuple[int, int]:
     match = _SIZE.match(text)
     if match is None:
         raise ValidationError(
-            f"I can't read the size {text!r}: give WIDTHxHEIGHT such as 1152x768, "
-            f"or one of {', '.join(SIZE_PRESETS)}."
+            _(
+                "I can't read the size {size}: give WIDTHxHEIGHT such as 1152x768, or one of {presets}.",
+                size=repr(text),
+                presets=", ".join(SIZE_PRESETS),
+            )
         )
     return int(match.group(1)), int(match.group(2))
 
@@ -147,13 +152,15 @@ def parse_imagine_args(text: str) -> ImageOptions:
         if inline is not None:  # --steps=6: everything after it belongs to the prompt or a next flag
             value, rest = inline, words
         elif not words:
-            raise ValidationError(f"--{name} needs a value, for example {_example(name)}.")
+            raise ValidationError(
+                _("--{name} needs a value, for example {example}.", name=name, example=_example(name))
+            )
         elif _FIELDS[name][1]:
             value, rest = text[words[0][0] : words[-1][1]], []
         else:
             value, rest = words[0][2], words[1:]
         if name in values:
-            raise ValidationError(f"--{name} was given twice; give it once.")
+            raise ValidationError(_("--{name} was given twice; give it once.", name=name))
         values[name] = _unquote(value.strip())
         if rest:
             prompt_parts.append(text[rest[0][0] : rest[-1][1]])
@@ -183,14 +190,20 @@ def _canonical_flag(given: str) -> str:
     name = given.casefold()
     name = _ALIASES.get(name, name)
     if name not in _FIELDS:
-        raise ValidationError(f"I don't know the option --{given}. Valid options: {', '.join(FLAGS)}.")
+        raise ValidationError(
+            _(
+                "I don't know the option --{option}. Valid options: {options}.",
+                option=given,
+                options=", ".join(FLAGS),
+            )
+        )
     return name
 
 
 def _example(name: str) -> str:
     examples = {
         "model": "--model dreamshaper",
-        "size": "--size 1152x768 or --size portrait",
+        "size": _("--size 1152x768 or --size portrait"),
         "width": "--width 1152",
         "height": "--height 768",
         "steps": "--steps 6",
@@ -212,27 +225,32 @@ def _number(label: str, value: str, convert: Callable[[str], Any]) -> Any:
     try:
         return convert(value)
     except ValueError:
-        kind = "a whole number" if convert is int else "a number"
-        raise ValidationError(f"{label} must be {kind} (you gave {value!r}).") from None
+        if convert is int:
+            raise ValidationError(
+                _("{label} must be a whole number (you gave {value}).", label=_(label), value=repr(value))
+            ) from None
+        raise ValidationError(
+            _("{label} must be a number (you gave {value}).", label=_(label), value=repr(value))
+        ) from None
 
 
 def _build(prompt: str, values: dict[str, str]) -> ImageOptions:
     width = height = None
     if "size" in values:
         if "width" in values or "height" in values:
-            raise ValidationError("Give either --size or --width/--height, not both.")
+            raise ValidationError(_("Give either --size or --width/--height, not both."))
         width, height = parse_size(values["size"])
     if "width" in values:
-        width = _number("Width", values["width"], int)
+        width = _number(N_("Width"), values["width"], int)
     if "height" in values:
-        height = _number("Height", values["height"], int)
+        height = _number(N_("Height"), values["height"], int)
     return ImageOptions(
         prompt=prompt,
         negative_prompt=values.get("negative"),
         model=values.get("model"),
         scheduler=values.get("scheduler"),
-        steps=_number("Steps", values["steps"], int) if "steps" in values else None,
-        cfg_scale=_number("CFG scale", values["cfg"], float) if "cfg" in values else None,
+        steps=_number(N_("Steps"), values["steps"], int) if "steps" in values else None,
+        cfg_scale=_number(N_("CFG scale"), values["cfg"], float) if "cfg" in values else None,
         width=width,
         height=height,
     )

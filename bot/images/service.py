@@ -47,9 +47,11 @@ from bot.errors import (
     SpendingLimitReached,
     ValidationError,
 )
+from bot.i18n import N_, Voice, _, n_, ordinal
+from bot.i18n.catalog import current_voice, default_voice, set_voice, speaking
 from bot.images.options import ImageOptions, to_params
 from bot.images.progress import ProgressBoard
-from bot.images.queue import FairQueue, ordinal
+from bot.images.queue import FairQueue
 from bot.minitoolai.types import (
     DownloadedImage,
     ImageJobRef,
@@ -90,7 +92,6 @@ RESERVATION_PREFIX = "image:"
 POST_RATE_LIMITED_ATTEMPTS = 10
 POST_ERROR_ATTEMPTS = 3
 DOWNLOAD_ATTEMPTS = 3
-NOT_CHARGED = "You were not charged."
 
 
 def utcnow() -> datetime:
@@ -187,7 +188,14 @@ def poll_delays(config: ImageConfig) -> collections.abc.Iterator[float]:
 
 def caption_for(params: ImageParams, cost: str, limit: int) -> str:
     """Prompt (cut to fit) on the first line, then model, size, steps and cost."""
-    details = f"{params.model} · {params.width}×{params.height} · {params.steps} steps · {cost}"
+    details = _(
+        "{model} · {width}×{height} · {steps} steps · {cost}",
+        model=params.model,
+        width=params.width,
+        height=params.height,
+        steps=params.steps,
+        cost=cost,
+    )
     room = limit - len(details) - 1
     if room < 10:  # a platform with almost no caption room: details only
         return truncate(details, limit)
@@ -237,6 +245,7 @@ class ImageService:
         self._sleep = sleep
         self._factories: dict[str, SurfaceFactory] = {}
         self._surfaces: dict[str, ImageSurface] = {}  # job id -> surface, while we know the job
+        self._voices: dict[str, Voice] = {}  # job id -> the languages it was asked in (this run)
         self._queue: FairQueue[str] = FairQueue()
         self._waiting: dict[str, ImageJob] = {}  # queued job id -> job
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -322,7 +331,7 @@ class ImageService:
         """A new job with the same options as ``job_id`` (in the same place), charged to ``user``."""
         job = await self._store.get_job(job_id)
         if job is None:
-            raise ValidationError("I no longer know that image, so I can't make it again.")
+            raise ValidationError(_("I no longer know that image, so I can't make it again."))
         return await self.submit(
             user, job.place, ImageOptions.from_params(job.params), surface, is_admin=is_admin
         )
@@ -331,12 +340,12 @@ class ImageService:
         """Delete a posted image; only the person who asked for it or an admin may."""
         job = await self._store.get_job(job_id)
         if job is None or job.result_message is None:
-            raise ValidationError("That image is already gone.")
+            raise ValidationError(_("That image is already gone."))
         if job.requester != user and not is_admin:
-            raise NotAllowed("Only the person who asked for this image, or an admin, can delete it.")
+            raise NotAllowed(_("Only the person who asked for this image, or an admin, can delete it."))
         factory = self._factories.get(job.place.platform)
         if factory is None:
-            raise ValidationError("I can't reach that chat right now; please try again later.")
+            raise ValidationError(_("I can't reach that chat right now; please try again later."))
         await factory.for_job(job).delete(job.result_message)
         await self._store.save_job(dataclasses.replace(job, result_message=None))
         logger.info("image job %s: result deleted by %s", job.id, user)
@@ -353,7 +362,11 @@ class ImageService:
         params = to_params(options, model)
         if allowed and params.model not in allowed and not is_admin:
             raise NotAllowed(
-                f"The image model {params.model} is not allowed here. Choose one of: {', '.join(allowed)}."
+                _(
+                    "The image model {model} is not allowed here. Choose one of: {allowed}.",
+                    model=params.model,
+                    allowed=", ".join(allowed),
+                )
             )
         return params
 
@@ -361,10 +374,12 @@ class ImageService:
         # Checked and taken with no await in between, so concurrent submits cannot both slip in.
         limit = self.config.per_user_limit
         if self._per_user[user] >= limit:
-            waiting = "request" if limit == 1 else "requests"
             raise QueueFull(
-                f"You already have {limit} image {waiting} waiting. "
-                "Please wait for one to finish before asking for another."
+                n_(
+                    "You already have {n} image request waiting. Please wait for it to finish before asking for another.",
+                    "You already have {n} image requests waiting. Please wait for one to finish before asking for another.",
+                    limit,
+                )
             )
         self._per_user[user] += 1
         self._idle.clear()
@@ -377,8 +392,11 @@ class ImageService:
         if not await self._shared_slots.take(key, job_id, self.config.per_user_limit, self._slot_ttl()):
             limit = self.config.per_user_limit
             raise QueueFull(
-                f"You already have {limit} image {'request' if limit == 1 else 'requests'} waiting. "
-                "Please wait for one to finish before asking for another."
+                n_(
+                    "You already have {n} image request waiting. Please wait for it to finish before asking for another.",
+                    "You already have {n} image requests waiting. Please wait for one to finish before asking for another.",
+                    limit,
+                )
             )
 
     async def _give_shared_slot(self, user: Account, job_id: str) -> None:
@@ -425,6 +443,7 @@ class ImageService:
             raise
         logger.info("image job %s queued for %s in %s (model %s)", job.id, user, place, params.model)
         self._surfaces[job.id] = surface
+        self._voices[job.id] = dataclasses.replace(current_voice(), in_private=False)  # progress is public
         self._enqueue(job)
         return job
 
@@ -531,7 +550,8 @@ class ImageService:
                 break
             self._start(self._waiting.pop(job_id))
         for position, job_id in enumerate(self._queue.order(), start=1):
-            self._progress(self._waiting[job_id], self._queued_text(position))
+            with speaking(self._voices.get(job_id) or default_voice()):
+                self._progress(self._waiting[job_id], self._queued_text(position))
 
     def _start(self, job: ImageJob) -> None:
         metrics.image_job(job.place.platform, "started", job.id)
@@ -539,13 +559,16 @@ class ImageService:
 
     def _queued_text(self, position: int) -> str:
         if position == 1 and len(self._running) < self.config.global_concurrency:
-            return "Starting…"
+            return _("Starting…")
         if position == 1:
-            return "Queued, next in line."
-        return f"Queued, {ordinal(position)} in line."
+            return _("Queued, next in line.")
+        return _("Queued, {position} in line.", position=ordinal(position))
 
     async def _run(self, job: ImageJob) -> None:
         context.begin(job.place.platform, request_id=f"image-{job.id[:8]}")  # the job's log lines
+        set_voice(
+            self._voices.get(job.id) or default_voice()
+        )  # its texts in the language of the place it was asked in
         try:
             await self._process(job)
         except asyncio.CancelledError:
@@ -558,7 +581,9 @@ class ImageService:
         except Exception:
             logger.exception("image job %s crashed", job.id)
             try:
-                await self._settle_failure(job, None, _Failure("failed", "something went wrong on my side"))
+                await self._settle_failure(
+                    job, None, _Failure("failed", N_("something went wrong on my side"))
+                )
             except Exception:
                 logger.exception("image job %s: could not record its failure", job.id)
         finally:
@@ -566,6 +591,7 @@ class ImageService:
             self._delivering.discard(job.id)
             if not self._closed:
                 self._surfaces.pop(job.id, None)
+                self._voices.pop(job.id, None)
                 self._give_slot(job.requester)
                 self._pump()
                 await self._give_shared_slot(job.requester, job.id)
@@ -592,10 +618,10 @@ class ImageService:
         if job.attempts > 0:
             # A previous run sent it and died before storing the answer: it may be running
             # upstream already, and a job is never submitted twice.
-            raise _Failure("failed", "the bot restarted while sending it to MiniToolAI")
+            raise _Failure("failed", N_("the bot restarted while sending it to MiniToolAI"))
         job = dataclasses.replace(job, attempts=job.attempts + 1)
         await self._store.save_job(job)
-        self._progress(job, "Generating…")
+        self._progress(job, _("Generating…"))
         try:
             ref = await self._client.submit_image(ImageParams(**job.params))
         except MiniToolAIError as exc:
@@ -616,7 +642,7 @@ class ImageService:
         started = job.deadline_at - timedelta(seconds=self.config.deadline)
         for delay in poll_delays(self.config):
             remaining = (job.deadline_at - self._clock()).total_seconds()
-            self._progress(job, f"Generating… {self._elapsed(started)} s")
+            self._progress(job, _("Generating… {seconds} s", seconds=self._elapsed(started)))
             # Polled at least once even past the deadline: a job resumed after a long stop
             # may have finished meanwhile.
             await self._sleep(max(0.0, min(delay, remaining)))
@@ -625,9 +651,12 @@ class ImageService:
                 return status
             if isinstance(status, JobFailedStatus):
                 logger.warning("image job %s failed upstream: %s", job.id, status.message)
-                raise _Failure("failed", "MiniToolAI reported that generating it failed")
+                raise _Failure("failed", N_("MiniToolAI reported that generating it failed"))
             if self._clock() >= job.deadline_at:
-                raise _Failure("expired", f"it was not ready after {_duration(self.config.deadline)}")
+                raise _Failure(
+                    "expired",
+                    _("it was not ready after {duration}", duration=_duration(self.config.deadline)),
+                )
         raise AssertionError("poll_delays never ends")
 
     async def _poll_once(self, job: ImageJob, ref: ImageJobRef) -> JobStatus | None:
@@ -639,13 +668,13 @@ class ImageService:
             return None
         except MiniToolAIError as exc:
             logger.warning("image job %s: poll refused: %s", job.id, exc)
-            raise _Failure("failed", "MiniToolAI would not say how it was going") from exc
+            raise _Failure("failed", N_("MiniToolAI would not say how it was going")) from exc
 
     def _elapsed(self, started: datetime) -> int:
         return max(0, round((self._clock() - started).total_seconds()))
 
     async def _download(self, job: ImageJob, url: str) -> DownloadedImage:
-        self._progress(job, "Downloading the image…")
+        self._progress(job, _("Downloading the image…"))
         delays = poll_delays(self.config)
         for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
             try:
@@ -655,12 +684,12 @@ class ImageService:
             except BadImage as exc:
                 logger.warning("image job %s: bad image: %s", job.id, exc)
                 raise _Failure(
-                    "failed", "the finished file was not a usable image (or was too large)"
+                    "failed", N_("the finished file was not a usable image (or was too large)")
                 ) from exc
             except MiniToolAIError as exc:
                 logger.warning("image job %s: download try %d failed: %s", job.id, attempt, exc)
                 if attempt == DOWNLOAD_ATTEMPTS:
-                    raise _Failure("failed", "the finished image could not be downloaded") from exc
+                    raise _Failure("failed", N_("the finished image could not be downloaded")) from exc
                 await self._sleep(next(delays))
         raise AssertionError("unreachable")
 
@@ -692,14 +721,16 @@ class ImageService:
             except PlatformRateLimited as exc:
                 rate_limited += 1
                 if rate_limited >= POST_RATE_LIMITED_ATTEMPTS:
-                    raise _Failure("failed", "it could not be posted here (the chat is too busy)") from exc
+                    raise _Failure(
+                        "failed", N_("it could not be posted here (the chat is too busy)")
+                    ) from exc
                 self._board(job.place).bucket.hold(exc.retry_after)
                 await self._sleep(exc.retry_after)
             except Exception as exc:
                 errors += 1
                 logger.warning("image job %s: posting failed (try %d)", job.id, errors, exc_info=True)
                 if errors >= POST_ERROR_ATTEMPTS:
-                    raise _Failure("failed", "it could not be posted here") from exc
+                    raise _Failure("failed", N_("it could not be posted here")) from exc
                 await self._sleep(self.config.poll_initial)
 
     async def _remove_progress(self, job: ImageJob, surface: ImageSurface) -> None:
@@ -712,7 +743,7 @@ class ImageService:
             await surface.delete(handle)
         except Exception:
             logger.warning("image job %s: could not delete the progress message", job.id, exc_info=True)
-            await board.finish(surface, handle, "Done.")
+            await board.finish(surface, handle, _("Done."))
 
     async def _settle_failure(self, job: ImageJob, hold: Hold | None, failure: _Failure) -> None:
         """Store the end, give the credits back, and tell the person in one clear sentence."""
@@ -727,7 +758,9 @@ class ImageService:
             if reservation is not None:
                 await self._credits.release(Hold.of(reservation), f"image {failure.state}")
         logger.info("image job %s %s: %s", job.id, failure.state, failure.reason)
-        text = f"The image could not be generated: {failure.reason}. {NOT_CHARGED}"
+        text = _(
+            "The image could not be generated: {reason}. You were not charged.", reason=_(failure.reason)
+        )
         try:
             surface = self._surface(job)
             if job.progress_message is None or not await self._board(job.place).finish(
@@ -773,7 +806,7 @@ class ImageService:
         must be answered within 3 s) but counted in the place's budget so later edits are paced.
         Retried after ``retry_after`` while the platform refuses."""
         board = self._board(job.place)
-        for _ in range(POST_RATE_LIMITED_ATTEMPTS):
+        for _attempt in range(POST_RATE_LIMITED_ATTEMPTS):
             board.bucket.take()
             try:
                 handle = await surface.show_progress(text)
@@ -803,19 +836,19 @@ class ImageService:
 
 def _submit_reason(exc: MiniToolAIError) -> str:
     if isinstance(exc, RateLimited):
-        return "MiniToolAI is busy right now, please try again in a minute"
+        return N_("MiniToolAI is busy right now, please try again in a minute")
     if isinstance(exc, PaymentRequired):
-        return "the bot's owner needs to top up their MiniToolAI balance"
+        return N_("the bot's owner needs to top up their MiniToolAI balance")
     if isinstance(exc, AuthenticationError):
-        return "the bot's owner needs to top up or check their MiniToolAI account"
+        return N_("the bot's owner needs to top up or check their MiniToolAI account")
     if isinstance(exc, InvalidRequest):
-        return "MiniToolAI refused these options"
+        return N_("MiniToolAI refused these options")
     if isinstance(exc, ServiceUnavailable):
-        return "MiniToolAI could not be reached"
-    return "MiniToolAI did not accept the job"
+        return N_("MiniToolAI could not be reached")
+    return N_("MiniToolAI did not accept the job")
 
 
 def _duration(seconds: float) -> str:
     if seconds >= 120 and seconds % 60 == 0:
-        return f"{int(seconds // 60)} minutes"
-    return f"{seconds:g} seconds"
+        return n_("{n} minute", "{n} minutes", int(seconds // 60))
+    return n_("{n} second", "{n} seconds", int(seconds)) if seconds == int(seconds) else f"{seconds:g} s"

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.credits import CreditService
 from bot.errors import BotError, NotAllowed, ValidationError
+from bot.i18n import _
 from bot.payments import texts
 from bot.payments.payload import InvoicePayload, new_nonce, read_payload, sign_payload
 from bot.payments.values import (
@@ -120,16 +121,16 @@ class StarsService:
     async def menu(self, member: Account) -> str:
         """The text above the pack buttons."""
         if not self.enabled:
-            return texts.CLOSED
+            return _(texts.CLOSED)
         balance = (await self._credits.status(member)).balance
         return texts.menu(balance, self.fmt)
 
     def invoice(self, member: Account, stars: int) -> Invoice:
         """An invoice for one of the packs, payable by ``member`` only, for ``INVOICE_TTL``."""
         if not self.enabled:
-            raise ValidationError(texts.CLOSED)
+            raise ValidationError(_(texts.CLOSED))
         if stars not in self.offer.packs:
-            raise ValidationError("That pack is no longer offered. Send /topup to see the packs.")
+            raise ValidationError(_("That pack is no longer offered. Send /topup to see the packs."))
         credit = self.offer.credit(stars)
         payload = InvoicePayload(stars, credit, member, self._clock() + INVOICE_TTL, new_nonce())
         return Invoice(
@@ -147,12 +148,12 @@ class StarsService:
         found = read_payload(self._key, payload)
         if found is None:
             logger.warning("pre-checkout refused for %s: a payload the bot did not sign", member)
-            return texts.REFUSED_UNKNOWN
+            return _(texts.REFUSED_UNKNOWN)
         if found.member != member:
             logger.warning(
                 "pre-checkout refused: %s tried to pay an invoice made for %s", member, found.member
             )
-            return texts.REFUSED_OTHER_MEMBER
+            return _(texts.REFUSED_OTHER_MEMBER)
         if currency != CURRENCY or total != found.stars:
             logger.warning(
                 "pre-checkout refused for %s: %d %s for an invoice of %d %s",
@@ -162,14 +163,14 @@ class StarsService:
                 found.stars,
                 CURRENCY,
             )
-            return texts.REFUSED_AMOUNT
+            return _(texts.REFUSED_AMOUNT)
         if found.expired(self._clock()):
-            return texts.REFUSED_EXPIRED
+            return _(texts.REFUSED_EXPIRED)
         if not self.enabled:
-            return texts.CLOSED
+            return _(texts.CLOSED)
         if not await self._is_allowed(member):
             logger.info("pre-checkout refused for %s: not allowed to use the bot", member)
-            return texts.REFUSED_NOT_ALLOWED
+            return _(texts.REFUSED_NOT_ALLOWED)
         return None
 
     # ------------------------------------------------------------ payment received

@@ -1,23 +1,28 @@
-"""The short plain-text messages of Stars payments, the same on every platform that takes them."""
+"""The short plain-text messages of Stars payments, the same on every platform that takes them.
+
+What members read is in the catalog; the refund and report texts are the owner's (the terminal and
+``/refund``) and stay English.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
 from bot.credits.texts import when
+from bot.i18n import N_, _
 from bot.payments.values import PurchaseTotals, StarPayment
 
 Fmt = Callable[[int], str]
 STAR = "⭐"
 
-CLOSED = "Buying credit is not offered here."
-REFUSED_UNKNOWN = "This invoice was not made by this bot. Send /topup for a new one."
-REFUSED_OTHER_MEMBER = "This invoice was made for someone else. Send /topup to get your own."
-REFUSED_AMOUNT = "The amount does not match this invoice. Send /topup for a new one."
-REFUSED_EXPIRED = "This invoice has expired. Send /topup for a new one."
-REFUSED_NOT_ALLOWED = "You cannot buy credit here."
-REFUSED_BUSY = "I could not check this payment in time. Please try again."
-GROUP_HINT = (
+CLOSED = N_("Buying credit is not offered here.")
+REFUSED_UNKNOWN = N_("This invoice was not made by this bot. Send /topup for a new one.")
+REFUSED_OTHER_MEMBER = N_("This invoice was made for someone else. Send /topup to get your own.")
+REFUSED_AMOUNT = N_("The amount does not match this invoice. Send /topup for a new one.")
+REFUSED_EXPIRED = N_("This invoice has expired. Send /topup for a new one.")
+REFUSED_NOT_ALLOWED = N_("You cannot buy credit here.")
+REFUSED_BUSY = N_("I could not check this payment in time. Please try again.")
+GROUP_HINT = N_(
     "Credit is bought in our private chat, so your payment stays private. Open it and send /topup there."
 )
 
@@ -27,25 +32,33 @@ def pack_label(stars: int, credit: int, fmt: Fmt) -> str:
 
 
 def menu(balance: int, fmt: Fmt) -> str:
-    return f"Buy credit with Telegram Stars. Your balance: {fmt(balance)}.\nChoose a pack:"
+    return _("Buy credit with Telegram Stars. Your balance: {balance}.\nChoose a pack:", balance=fmt(balance))
 
 
 def invoice_title(credit: int, fmt: Fmt) -> str:
-    return f"Credit: {fmt(credit)}"[:32]
+    return _("Credit: {amount}", amount=fmt(credit))[:32]
 
 
 def invoice_description(stars: int, credit: int, fmt: Fmt) -> str:
-    return f"{stars} Telegram Stars for {fmt(credit)} to spend on chat and pictures with this bot."[:255]
+    return _(
+        "{stars} Telegram Stars for {amount} to spend on chat and pictures with this bot.",
+        stars=stars,
+        amount=fmt(credit),
+    )[:255]
 
 
 def invoice_label(credit: int, fmt: Fmt) -> str:
-    return f"Credit: {fmt(credit)}"
+    return _("Credit: {amount}", amount=fmt(credit))
 
 
 def confirmation(payment: StarPayment, balance: int, fmt: Fmt) -> str:
-    return (
-        f"Thank you! {fmt(payment.credit)} added for {payment.stars} {STAR}. Your balance: {fmt(balance)}.\n"
-        f"Payment id: {payment.charge_id}"
+    return _(
+        "Thank you! {amount} added for {stars} {star}. Your balance: {balance}.\nPayment id: {charge}",
+        amount=fmt(payment.credit),
+        stars=payment.stars,
+        star=STAR,
+        balance=fmt(balance),
+        charge=payment.charge_id,
     )
 
 
@@ -75,10 +88,10 @@ def refund_spent(payment: StarPayment, balance: int, fmt: Fmt) -> str:
 def render_history(payments: Sequence[StarPayment], fmt: Fmt) -> str:
     if not payments:
         return ""
-    out = ["Your Telegram Stars purchases:"]
+    out = [_("Your Telegram Stars purchases:")]
     for p in payments:
         moment = when(p.paid_at) if p.paid_at else "?"
-        refund = " (refunded)" if p.refund_state == "refunded" else ""
+        refund = _(" (refunded)") if p.refund_state == "refunded" else ""
         out.append(f"• {moment} · {p.stars} {STAR} → {fmt(p.credit)}{refund}")
     return "\n".join(out)
 

@@ -15,8 +15,10 @@ TIMEOUT = 60
 
 
 def bot_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MINITOOLAI_", "TELEGRAM_", "DISCORD_"))}
+    prefixes = ("MINITOOLAI_", "TELEGRAM_", "DISCORD_", "LC_ALL", "LC_MESSAGES")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     env.update(
+        LANG="C.UTF-8",  # the terminal speaks the shell's language: English unless a test says otherwise
         DATABASE_URL=f"sqlite:///{tmp_path / 'bot.sqlite3'}",
         LOG_LEVEL="WARNING",
         PYTHONPATH=str(Path(__file__).resolve().parents[2]),
@@ -238,3 +240,20 @@ async def test_console_attach_sends_a_picture_and_a_document_and_refuses_a_binar
     assert "I can't read blob.bin: I read pictures, text files" in out
     assert "Picture detail here: low." in out
     assert "Traceback" not in out + err
+
+
+async def test_the_terminal_speaks_the_shells_language_and_switches(tmp_path: Path) -> None:
+    """LANG=tr_TR.UTF-8: greeting and /help in Turkish; /language nb switches, and it is kept."""
+    async with FakeMiniToolAI() as fake:
+        env = bot_env(tmp_path, MINITOOLAI_API_KEY=fake.api_key, MINITOOLAI_BASE_URL=fake.base_url)
+        env["LANG"] = "tr_TR.UTF-8"
+        code, out, err = await run_bot(tmp_path, env, "/help\n/language nb\n/credits\n")
+        again, later, _err = await run_bot(tmp_path, env, "/help\n")
+    assert 0 == code, err
+    assert "Terminalinde MiniToolAI Bot." in out
+    assert "Bana yaz, cevaplayayım" in out
+    assert "Greit – fra nå av snakker jeg Norsk bokmål med deg." in out
+    assert "Saldo: $" in out
+    assert 0 == again
+    assert "MiniToolAI Bot i terminalen din." in later
+    assert "Skriv til meg, så svarer jeg" in later

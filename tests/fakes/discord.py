@@ -470,8 +470,8 @@ class FakeDiscord:
         payload["context"] = 0  # GUILD
         payload["authorizing_integration_owners"] = {"0": str(guild.id)}
         payload["guild_id"] = str(guild.id)
-        payload["guild"] = {"id": str(guild.id), "locale": "en-US", "features": []}
-        payload["guild_locale"] = "en-US"
+        payload["guild"] = {"id": str(guild.id), "locale": guild.preferred_locale, "features": []}
+        payload["guild_locale"] = guild.preferred_locale
         payload["member"] = member_payload(guild, interaction.user, permissions)
         return payload
 

@@ -136,6 +136,8 @@ class FakeGuild:
     # Roles made by the server's admins (id -> name) and the ones each member holds.
     roles: dict[int, str] = field(default_factory=dict)
     member_roles: dict[int, list[int]] = field(default_factory=dict)
+    # The server's language (Discord's "Server Primary Language"), e.g. "tr" or "no".
+    preferred_locale: str = "en-US"
 
 
 @dataclass(frozen=True, slots=True)
@@ -487,7 +489,7 @@ def guild_payload(guild: FakeGuild, bot: FakeUser) -> JSON:
         "premium_tier": 0,
         "premium_subscription_count": 0,
         "premium_progress_bar_enabled": False,
-        "preferred_locale": "en-US",
+        "preferred_locale": guild.preferred_locale,
         "features": [],
         "roles": [
             role_payload(guild.id, "@everyone", MEMBER_PERMISSIONS, 0),

@@ -107,6 +107,7 @@ _STRING_PARAMS = frozenset(
         "inline_message_id",
         "title",
         "description",
+        "short_description",
         "name",
         "emoji",
         "ip_address",
@@ -285,6 +286,9 @@ class FakeTelegram(StarsPayments):
         self.drafts: dict[tuple[int, int], str] = {}
         self.callback_answers: dict[str, JSON] = {}
         self.commands: dict[tuple[str, str], list[JSON]] = {}
+        # language_code ("" = every other client) -> the bot's description / short description
+        self.descriptions: dict[str, str] = {}
+        self.short_descriptions: dict[str, str] = {}
         self.webhook_url: str | None = None
 
         self._chats: dict[int, JSON] = {}
@@ -464,11 +468,13 @@ class FakeTelegram(StarsPayments):
 
     # chats and users
 
-    def user(self, first_name: str, username: str | None = None) -> JSON:
-        """A new (human) user."""
+    def user(self, first_name: str, username: str | None = None, *, language_code: str | None = None) -> JSON:
+        """A new (human) user; ``language_code`` is their app's language, as Telegram sends it."""
         user: JSON = {"id": next(self._user_ids), "is_bot": False, "first_name": first_name}
         if username:
             user["username"] = username
+        if language_code:
+            user["language_code"] = language_code
         self._users[user["id"]] = user
         return user
 
@@ -712,6 +718,10 @@ class FakeTelegram(StarsPayments):
             "setMyCommands": self._set_my_commands,
             "getMyCommands": self._get_my_commands,
             "deleteMyCommands": self._delete_my_commands,
+            "setMyDescription": self._set_my_description,
+            "getMyDescription": self._get_my_description,
+            "setMyShortDescription": self._set_my_short_description,
+            "getMyShortDescription": self._get_my_short_description,
             "answerCallbackQuery": self._answer_callback_query,
             "deleteMessage": self._delete_message,
             "getChatMember": self._get_chat_member,
@@ -1019,6 +1029,28 @@ class FakeTelegram(StarsPayments):
         self.commands.pop(_command_key(call.params), None)
         return True
 
+    async def _set_my_description(self, call: _Call) -> bool:
+        text = str(call.params.get("description") or "")
+        if len(text) > 512:
+            raise _bad_request("BOT_DESCRIPTION_INVALID")
+        _set_or_clear(self.descriptions, str(call.params.get("language_code") or ""), text)
+        return True
+
+    async def _get_my_description(self, call: _Call) -> JSON:
+        code = str(call.params.get("language_code") or "")
+        return {"description": self.descriptions.get(code, self.descriptions.get("", ""))}
+
+    async def _set_my_short_description(self, call: _Call) -> bool:
+        text = str(call.params.get("short_description") or "")
+        if len(text) > 120:
+            raise _bad_request("BOT_SHORT_DESCRIPTION_INVALID")
+        _set_or_clear(self.short_descriptions, str(call.params.get("language_code") or ""), text)
+        return True
+
+    async def _get_my_short_description(self, call: _Call) -> JSON:
+        code = str(call.params.get("language_code") or "")
+        return {"short_description": self.short_descriptions.get(code, self.short_descriptions.get("", ""))}
+
     # ------------------------------------------------------------------ state helpers
 
     def _register_chat(self, chat: JSON) -> JSON:
@@ -1295,6 +1327,14 @@ def _optional_fields(stored: StoredMessage) -> Iterator[tuple[str, Any]]:
     if stored.edit_date is not None:
         yield "edit_date", stored.edit_date
     yield from stored.extra.items()
+
+
+def _set_or_clear(table: dict[str, str], code: str, text: str) -> None:
+    """An empty text removes the language's own one (Telegram's behaviour)."""
+    if text:
+        table[code] = text
+    else:
+        table.pop(code, None)
 
 
 def _command_key(params: JSON) -> tuple[str, str]:

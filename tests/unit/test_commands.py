@@ -333,3 +333,29 @@ async def test_detail_shows_and_sets_how_pictures_are_sent() -> None:
     with pytest.raises(NotAllowed):
         await c.detail(MEMBER, GROUP, "high")
     assert (await c.detail(MEMBER, GROUP)).text.startswith("Picture detail here: low.")
+
+
+# ---------------------------------------------------------------- language
+
+
+async def test_language_is_the_members_own_and_the_community_default_is_for_admins() -> None:
+    """/language sets the member's own language (answered in it, privately); /language community
+    is for admins; in a private chat "community" is just the member's own choice."""
+    r = rig()
+    c = r.commands
+    own = await c.language(MEMBER, GROUP, "tr")
+    assert ("Tamam, bundan sonra seninle Türkçe konuşuyorum.", True) == (own.text, own.private)
+    assert "tr" == await c.languages.member_choice(MEMBER.account)
+    with pytest.raises(NotAllowed):
+        await c.language(MEMBER, GROUP, "community nb")
+    shared = await c.language(GROUP_ADMIN, GROUP, "community nb")
+    assert ("Greit – fra nå av snakker jeg Norsk bokmål her.", False) == (shared.text, shared.private)
+    assert "nb" == await c.languages.community_choice(GROUP)
+    private = Place("telegram", f"dm:{MEMBER.account.holder}")
+    assert (
+        "Done: I choose your language myself again."
+        == (await c.language(MEMBER, private, "community auto")).text
+    )
+    assert await c.languages.member_choice(MEMBER.account) is None
+    with pytest.raises(ValidationError, match="I don't speak “klingon” yet"):
+        await c.language(MEMBER, GROUP, "klingon")
