@@ -257,6 +257,7 @@ class CreditService:
                 pool_status,
                 self.format_amount,
                 now,
+                periods.day_bounds(now, self.policy.tz)[1],
             )
             if balance == 0 and await self._grant_withheld(user):
                 message = _(texts.GRANT_WITHHELD) + "\n" + message

@@ -54,6 +54,7 @@ def insufficient(
     pool: PoolStatus | None,
     fmt: Fmt,
     now: datetime,
+    pool_day_ends: datetime | None = None,
 ) -> str:
     """The one message a user gets when a request does not fit: balance, need, how to get more."""
     if purpose == "image":
@@ -70,7 +71,15 @@ def insufficient(
         ]
     if pool is not None:
         room = pool.room_today
-        if room is not None and room < needed:
+        if room is not None and room < needed and pool_day_ends is not None:
+            lines.append(
+                _(
+                    "Your community pool limit for today ({cap}) is used up; it starts again {relative}.",
+                    cap=fmt(pool.daily_cap or 0),
+                    relative=until(pool_day_ends, now),
+                )
+            )
+        elif room is not None and room < needed:
             lines.append(
                 _("Your community pool limit for today ({cap}) is used up.", cap=fmt(pool.daily_cap or 0))
             )

@@ -457,8 +457,13 @@ async def test_refusal_mentions_a_used_up_pool_limit() -> None:
     w = world(starting_grant=0)
     await funded_pool(w, cap=WORST)
     await w.credits.settle_image(await reserve(w, community=GROUP))
-    with pytest.raises(InsufficientCredits, match="pool limit for today"):
+    with pytest.raises(InsufficientCredits, match="pool limit for today") as refused:
         await reserve(w, community=GROUP)
+    # the clock says 2026-11-22 12:00 UTC: the pool's day starts again at midnight
+    assert "is used up; it starts again in 12 hours." in refused.value.user_message
+    with using("tr"), pytest.raises(InsufficientCredits) as refused:
+        await reserve(w, community=GROUP)
+    assert "doldu; 12 saat sonra yenilenir." in refused.value.user_message
 
 
 async def test_no_pool_means_own_balance() -> None:

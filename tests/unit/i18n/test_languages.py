@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.credits.money import format_amount
+from bot.errors import RateLimited
 from bot.i18n import (
     Voice,
     _,
@@ -162,3 +163,14 @@ def test_time_until_something_in_each_language(ahead: timedelta, en: str, tr: st
     assert {"en": en, "tr": tr, "nb": nb} == said
     with using("en"):
         assert en == later(ahead)  # the same for a length of time
+
+
+def test_the_services_retry_after_is_said_in_words() -> None:
+    """MiniToolAI's Retry-After (90 s) as "in 2 minutes"; without one, the general sentence."""
+    busy = RateLimited("429", retry_after=90)
+    assert "The AI service is busy (rate limited). Please try again in 2 minutes." == busy.user_message
+    with using("tr"):
+        assert busy.user_message.endswith("Lütfen 2 dakika sonra tekrar dene.")
+    with using("nb"):
+        assert busy.user_message.endswith("Prøv igjen om 2 minutter.")
+    assert RateLimited("429").user_message.endswith("Please try again in a few seconds.")
