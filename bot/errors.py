@@ -29,8 +29,10 @@ asked; the owner's log gets ``str(exc)`` (which never contains a secret).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from bot.i18n.catalog import N_, _
+from bot.i18n.formats import later, moment, until
 
 
 class BotError(Exception):
@@ -91,7 +93,31 @@ class QueueFull(UserError):
 class SpendingLimitReached(UserError):
     """The bot-wide spending limit of a period (``"day"`` or ``"month"``) would be passed."""
 
-    def __init__(self, message: str = "", *, period: str = "day", key: str = "", limit: int = 0) -> None:
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        period: str = "day",
+        key: str = "",
+        limit: int = 0,
+        now: datetime | None = None,
+        resets: datetime | None = None,
+    ) -> None:
+        if not message and now is not None and resets is not None:  # when it ends, in words
+            soon = {"relative": until(resets, now), "when": moment(resets)}
+            message = (
+                _(
+                    "The bot has reached the daily spending limit its owner set, so I can't do this now. "
+                    "Please try again {relative} (after {when}). You were not charged.",
+                    **soon,
+                )
+                if period == "day"
+                else _(
+                    "The bot has reached the monthly spending limit its owner set, so I can't do this now. "
+                    "Please try again {relative} (after {when}). You were not charged.",
+                    **soon,
+                )
+            )
         super().__init__(
             message
             or (
@@ -164,6 +190,16 @@ class RateLimited(MiniToolAIError):
     def __init__(self, message: str = "", *, retry_after: float | None = None, **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.retry_after = retry_after
+
+    @property
+    def user_message(self) -> str:
+        """With the service's Retry-After: when to try again, in words (``in 2 minutes``)."""
+        if self._user_message is None and self.retry_after is not None and self.retry_after > 0:
+            return _(
+                "The AI service is busy (rate limited). Please try again {relative}.",
+                relative=later(timedelta(seconds=self.retry_after)),
+            )
+        return super().user_message
 
 
 class ServiceUnavailable(MiniToolAIError):

@@ -20,14 +20,14 @@ from adapters.discord.attachments import download_files
 from adapters.discord.chat import ChatFlows
 from adapters.discord.config import DiscordConfig
 from adapters.discord.images import ImageFlows
-from adapters.discord.language import described
+from adapters.discord.language import described, local_commands
 from adapters.discord.places import account, interaction_actor, interaction_place
 from adapters.discord.replies import guarded, reply, reply_error
 from bot.chat.conversations import ChatRequest
 from bot.commands import Reply, help_text
 from bot.core import Core
 from bot.errors import ValidationError
-from bot.i18n import N_, _, privately
+from bot.i18n import N_, _, current, privately
 from bot.i18n.catalog import LANGUAGES
 from bot.images.options import SIZE_PRESETS, ImageOptions
 from bot.minitoolai.models import (
@@ -426,8 +426,8 @@ class CommandSet:
 
 
 async def _help() -> Reply:
-    with privately():  # ephemeral: the member's language
-        return Reply(help_text().replace("/ask", "/chat"), private=True)
+    with privately():  # ephemeral: the member's language, the commands as their client names them
+        return Reply(local_commands(help_text().replace("/ask", "/chat"), current()), private=True)
 
 
 def _size(size: str | None, width: int | None, height: int | None) -> tuple[int | None, int | None]:

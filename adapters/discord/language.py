@@ -6,13 +6,17 @@ own ``/language`` and the server's ``/language community`` come first (``bot.i18
 
 :class:`CatalogTranslator`, installed on the command tree, gives every description, option
 description and choice its Turkish (``tr``) and Norwegian (``no``) localization from the catalogs.
-Option names are localized too (``OPTION_NAMES``, the catalog's "Discord option name" entries);
-command names stay the same in every language: the help, Telegram's menu (whose commands cannot
-be translated) and the members' habits all say ``/credits``, and a Discord client matches a
-command by its name in the member's language only.
+Option names are localized too (``OPTION_NAMES``, the catalog's "Discord option name" entries),
+and so are command names (``COMMAND_NAMES``, "Discord command name"): a Turkish client shows
+``/kredi`` for ``/credits``. The code keeps the English names (Discord sends the canonical name
+in an interaction), and the help a member reads on Discord names the commands as their client
+shows them (:func:`local_commands`); Telegram and the terminal keep the English names, since
+Telegram's commands cannot be translated.
 """
 
 from __future__ import annotations
+
+import re
 
 import discord
 from discord import app_commands
@@ -29,6 +33,42 @@ _NAMES = frozenset(
         app_commands.TranslationContextLocation.group_name,
     }
 )
+COMMAND = "Discord command name"
+# Every slash command's name (a test checks it is the tree's list): valid and unique per language.
+COMMAND_NAMES = (
+    C_("Discord command name", "chat"),
+    C_("Discord command name", "imagine"),
+    C_("Discord command name", "reset"),
+    C_("Discord command name", "model"),
+    C_("Discord command name", "system"),
+    C_("Discord command name", "temperature"),
+    C_("Discord command name", "context"),
+    C_("Discord command name", "detail"),
+    C_("Discord command name", "autothread"),
+    C_("Discord command name", "language"),
+    C_("Discord command name", "help"),
+    C_("Discord command name", "credits"),
+    C_("Discord command name", "usage"),
+    C_("Discord command name", "prices"),
+    C_("Discord command name", "chatmodels"),
+    C_("Discord command name", "imagemodels"),
+    C_("Discord command name", "grant"),
+    C_("Discord command name", "take"),
+    C_("Discord command name", "setbalance"),
+    C_("Discord command name", "pool"),
+    C_("Discord command name", "spending"),
+    C_("Discord command name", "startinggrant"),
+    C_("Discord command name", "allowance"),
+    C_("Discord command name", "allow"),
+    C_("Discord command name", "block"),
+    C_("Discord command name", "unblock"),
+    C_("Discord command name", "access"),
+    C_("Discord command name", "disable"),
+    C_("Discord command name", "enable"),
+    C_("Discord command name", "replyall"),
+)
+_COMMAND_SET = frozenset(COMMAND_NAMES)
+_SLASHED = re.compile(r"(?<![\w/])/([a-z]+)\b")
 OPTION = "Discord option name"
 # Every option name of the slash commands (a test checks none is missing): lowercase, one word.
 OPTION_NAMES = (
@@ -78,6 +118,16 @@ def described(template: str, **values: object) -> app_commands.locale_str:
     return app_commands.locale_str(template.format(**values), template=template, **values)
 
 
+def command_name(language: str, name: str) -> str:
+    """A slash command's name as a ``language`` client shows it (``credits`` -> ``kredi`` in tr)."""
+    return translate_in(language, COMMAND, name) if name in _COMMAND_SET else name
+
+
+def local_commands(text: str, language: str) -> str:
+    """``text`` with every ``/command`` of the tree named as a ``language`` client shows it."""
+    return _SLASHED.sub(lambda m: "/" + command_name(language, m.group(1)), text)
+
+
 class CatalogTranslator(app_commands.Translator):
     async def translate(
         self,
@@ -85,11 +135,12 @@ class CatalogTranslator(app_commands.Translator):
         locale: discord.Locale,
         context: app_commands.TranslationContextTypes,
     ) -> str | None:
-        if context.location in _NAMES:
-            return None
         language = normalize(locale.value)
         if language is None or language == "en":
             return None
+        if context.location in _NAMES:
+            name = command_name(language, string.message)
+            return None if name == string.message else name
         if context.location is app_commands.TranslationContextLocation.parameter_name:
             name = translate_in(language, OPTION, string.message)
             return None if name == string.message else name

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 import time
+from datetime import timedelta
 
 from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from bot.errors import TooFast
-from bot.i18n import n_
+from bot.i18n import later, n_
 from bot.ports import Account
 
 
@@ -44,19 +45,22 @@ class RateLimits:
             return
         stats = await self._limiter.get_window_stats(item, kind, user.platform, user.holder)
         wait = max(1, math.ceil(stats.reset_time - time.time()))
-        raise TooFast(
-            n_(
-                "You can send up to {limit} messages a minute here. Please wait {n} second and try again.",
-                "You can send up to {limit} messages a minute here. Please wait {n} seconds and try again.",
-                wait,
-                limit=item.amount,
-            )
-            if kind == "chat"
-            else n_(
-                "You can send up to {limit} pictures an hour here. Please wait {n} second and try again.",
-                "You can send up to {limit} pictures an hour here. Please wait {n} seconds and try again.",
-                wait,
-                limit=item.amount,
-            ),
-            retry_after=wait,
+        raise TooFast(too_fast(kind, item.amount, wait), retry_after=wait)
+
+
+def too_fast(kind: str, limit: int, wait: int) -> str:
+    """The refusal of a request over the limit: the limit, and when to try again in words."""
+    relative = later(timedelta(seconds=wait))
+    if kind == "chat":
+        return n_(
+            "You can send up to {n} message a minute here. Please try again {relative}.",
+            "You can send up to {n} messages a minute here. Please try again {relative}.",
+            limit,
+            relative=relative,
         )
+    return n_(
+        "You can ask for up to {n} picture an hour here. Please try again {relative}.",
+        "You can ask for up to {n} pictures an hour here. Please try again {relative}.",
+        limit,
+        relative=relative,
+    )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from bot.credits import money
@@ -64,10 +64,20 @@ class BotLimits:
         return "month" if key.startswith(f"{SPENDING_PREFIX}:month:") else "day"
 
 
-def refusal(exc: SpendingLimitReached, limits: BotLimits) -> SpendingLimitReached:
-    """The store's refusal as the sentence a member reads (it names no amount)."""
+def resets_at(period: str, now: datetime) -> datetime:
+    """When a spending counter of ``period`` starts again: the next UTC midnight, or next month's 1st."""
+    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        return day + timedelta(days=1)
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def refusal(exc: SpendingLimitReached, limits: BotLimits, now: datetime) -> SpendingLimitReached:
+    """The store's refusal as the sentence a member reads (it names no amount, but when it ends)."""
     period = limits.period_of(exc.key)
-    return SpendingLimitReached(period=period, key=exc.key, limit=exc.limit)
+    return SpendingLimitReached(
+        period=period, key=exc.key, limit=exc.limit, now=now, resets=resets_at(period, now)
+    )
 
 
 def limit_alert(exc: SpendingLimitReached) -> str:

@@ -147,7 +147,7 @@ class CreditService:
         return money.parse_amount(text, self.policy.credits_per_dollar)
 
     def render_status(self, status: CreditStatus) -> str:
-        return texts.render_status(status, self.format_amount)
+        return texts.render_status(status, self.format_amount, self._clock())
 
     def render_usage(self, lines: list[UsageLine]) -> str:
         return texts.render_usage(lines, self.format_amount)
@@ -256,6 +256,8 @@ class CreditService:
                 self._next_refill(allowance, now),
                 pool_status,
                 self.format_amount,
+                now,
+                periods.day_bounds(now, self.policy.tz)[1],
             )
             if balance == 0 and await self._grant_withheld(user):
                 message = _(texts.GRANT_WITHHELD) + "\n" + message
@@ -285,7 +287,7 @@ class CreditService:
                 spending=self.limits.spending(now),
             )
         except SpendingLimitReached as exc:
-            refused = refusal(exc, self.limits)
+            refused = refusal(exc, self.limits, now)
             logger.info(
                 "refused %s for %s: the %s spending limit is reached", purpose, account, refused.period
             )

@@ -19,7 +19,7 @@ from bot.credits.values import (
     PriceLine,
     UsageLine,
 )
-from bot.i18n import N_, _, moment
+from bot.i18n import N_, _, moment, until
 
 Fmt = Callable[[int], str]
 
@@ -27,6 +27,11 @@ Fmt = Callable[[int], str]
 def when(at: datetime) -> str:
     """A date and time in the current language (UTC)."""
     return moment(at)
+
+
+def soon(at: datetime, now: datetime) -> dict[str, str]:
+    """The placeholders of a moment to come: ``relative`` (``in 3 hours``) and ``when`` (the date)."""
+    return {"relative": until(at, now), "when": when(at)}
 
 
 GRANT_WITHHELD = N_(
@@ -48,6 +53,8 @@ def insufficient(
     next_refill: datetime | None,
     pool: PoolStatus | None,
     fmt: Fmt,
+    now: datetime,
+    pool_day_ends: datetime | None = None,
 ) -> str:
     """The one message a user gets when a request does not fit: balance, need, how to get more."""
     if purpose == "image":
@@ -64,7 +71,15 @@ def insufficient(
         ]
     if pool is not None:
         room = pool.room_today
-        if room is not None and room < needed:
+        if room is not None and room < needed and pool_day_ends is not None:
+            lines.append(
+                _(
+                    "Your community pool limit for today ({cap}) is used up; it starts again {relative}.",
+                    cap=fmt(pool.daily_cap or 0),
+                    relative=until(pool_day_ends, now),
+                )
+            )
+        elif room is not None and room < needed:
             lines.append(
                 _("Your community pool limit for today ({cap}) is used up.", cap=fmt(pool.daily_cap or 0))
             )
@@ -73,9 +88,9 @@ def insufficient(
     if next_refill is not None:
         lines.append(
             _(
-                "To get more, ask a server admin, or wait for {allowance} (next refill {when}).",
+                "To get more, ask a server admin, or wait for {allowance} (next refill {relative}, {when}).",
                 allowance=_allowance(allowance, fmt),
-                when=when(next_refill),
+                **soon(next_refill, now),
             )
         )
     else:
@@ -85,7 +100,7 @@ def insufficient(
     return "\n".join(lines)
 
 
-def render_status(status: CreditStatus, fmt: Fmt) -> str:
+def render_status(status: CreditStatus, fmt: Fmt, now: datetime) -> str:
     lines = [
         _("Balance: {amount}", amount=fmt(status.balance)),
         _(
@@ -96,11 +111,15 @@ def render_status(status: CreditStatus, fmt: Fmt) -> str:
     ]
     if status.allowance is not None:
         a = status.allowance
-        values = {"amount": fmt(a.amount), "cap": fmt(a.cap), "when": when(a.next_refill)}
+        values = {"amount": fmt(a.amount), "cap": fmt(a.cap), **soon(a.next_refill, now)}
         if a.period == "weekly":
-            lines.append(_("Allowance: {amount} weekly, up to {cap} (next refill {when})", **values))
+            lines.append(
+                _("Allowance: {amount} weekly, up to {cap} (next refill {relative}, {when})", **values)
+            )
         else:
-            lines.append(_("Allowance: {amount} daily, up to {cap} (next refill {when})", **values))
+            lines.append(
+                _("Allowance: {amount} daily, up to {cap} (next refill {relative}, {when})", **values)
+            )
     if status.pool is not None:
         p = status.pool
         if p.daily_cap is not None:

@@ -21,7 +21,7 @@ from bot.i18n.catalog import (
     translate,
     using,
 )
-from bot.i18n.formats import decimal, integer, moment, number, ordinal, relative
+from bot.i18n.formats import decimal, integer, later, moment, number, ordinal, relative, until
 
 __all__ = [
     "DEFAULT_LANGUAGE",
@@ -33,6 +33,7 @@ __all__ = [
     "decimal",
     "integer",
     "language_name",
+    "later",
     "moment",
     "n_",
     "normalize",
@@ -44,5 +45,6 @@ __all__ = [
     "set_voice",
     "speaking",
     "translate",
+    "until",
     "using",
 ]

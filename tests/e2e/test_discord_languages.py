@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from adapters.discord.language import COMMAND_NAMES
 from tests.e2e.discord_harness import DiscordWorld
 from tests.fakes.discord_models import MEMBER_PERMISSIONS, FakeInteraction
 
@@ -38,10 +39,14 @@ async def test_a_turkish_client_gets_help_credits_and_refusals_in_turkish(tmp_pa
             )
             english = await _ephemeral(world, await dc.slash_command(guild, general, alice, "help"))
     assert helped.startswith("Bana yaz, cevaplayayım")
-    assert "/chat <soru>: bana bir şey sor" in helped
+    # the commands as a Turkish client shows them (Telegram and the terminal keep the English names)
+    assert "/sor <soru>: bana bir şey sor" in helped
+    assert "/kredi: bakiyen ve harcamaların · /kullanım: son harcamaların · /fiyatlar:" in helped
+    assert "/credits" not in helped and "/chat" not in helped
     assert "Bakiye: $1,00" in credits
     assert "Sıcaklık 0 ile 2 arasında olmalı (sen 7.0 yazdın)." == refused
     assert english.startswith("Talk to me and I answer")
+    assert "/chat <question>" in english and "/credits: your balance" in english
 
 
 async def test_a_mention_on_a_norwegian_server_is_answered_in_norwegian(tmp_path: Path) -> None:
@@ -120,7 +125,14 @@ async def test_command_registrations_carry_turkish_and_norwegian_localizations(t
     assert {"tr": "Bakiyen ve harcamaların.", "no": "Saldoen og forbruket ditt."} == credits[
         "description_localizations"
     ]
-    assert not credits.get("name_localizations")  # command names are the same in every language
+    assert {"tr": "kredi", "no": "kreditt"} == credits["name_localizations"]
+    assert {"tr": "sor", "no": "spør"} == _command(commands, "chat")["name_localizations"]
+    assert {"no": "modell"} == _command(commands, "model")["name_localizations"]  # "model" in Turkish too
+    assert set(COMMAND_NAMES) == {c["name"] for c in commands}  # every command named in the catalog
+    for code in ("tr", "no"):  # a name per language for each command, none twice (the fake checks too)
+        local = [(c.get("name_localizations") or {}).get(code, c["name"]) for c in commands]
+        assert len(local) == len(set(local)), code
+    assert all(c.get("name_localizations", {}).get("no") for c in commands)
     context = next(o for o in _command(commands, "context")["options"] if o["name"] == "mode")
     shared = next(c for c in context["choices"] if c["value"] == "channel")
     assert {"tr": "kanalda ortak", "no": "felles for kanalen"} == shared["name_localizations"]

@@ -103,7 +103,7 @@ async def test_chat_over_the_per_minute_limit_is_asked_to_wait(tmp_path: Path) -
             )
             refusal = await world.wait(lambda: world.ephemerals(second))
 
-    assert "Please wait" in refusal[0].content
+    assert refusal[0].content.startswith("You can send up to 1 message a minute here. Please try again in ")
     assert 1 == len(world.chat_requests())
 
 

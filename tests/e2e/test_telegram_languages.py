@@ -60,6 +60,8 @@ async def test_a_turkish_client_hears_turkish_everywhere(tmp_path: Path) -> None
     assert start.startswith("Merhaba! Ben bir MiniToolAI asistanıyım.")
     assert "/reset: bu sohbeti unut" in start
     assert helped.startswith("Bana yaz, cevaplayayım")
+    # Telegram's command names cannot be translated: the Turkish help keeps /credits, not Discord's /kredi
+    assert "/credits: bakiyen ve harcamaların" in helped and "/kredi:" not in helped
     assert "Bakiye: $5,00" in credits  # the decimal comma, the dollar kept
     assert "Bugün harcanan: $0,00" in credits
     turkish = ("Başlıyor…", "Sırada", "Oluşturuluyor…", "Görsel indiriliyor…")

@@ -150,7 +150,7 @@ async def test_messages_over_the_per_minute_limit_are_asked_to_wait(tmp_path: Pa
             h.tg.user_message(chat, alice, text)
             await h.answered(alice["id"], start=start)
         h.tg.user_message(chat, alice, "three")
-        refusal = await h.tg.wait_for(_sent_to(alice["id"], "Please wait"))
+        refusal = await h.tg.wait_for(_sent_to(alice["id"], "Please try again in "))
         h.tg.user_message(h.tg.private_chat(bob), bob, "hi")
         await h.answered(bob["id"])
 
@@ -166,10 +166,10 @@ async def test_pictures_over_the_hourly_limit_are_asked_to_wait(tmp_path: Path) 
         h.tg.user_message(chat, alice, "/imagine a red fox")
         await h.tg.wait_for(lambda r: r.method == "sendPhoto" and r.ok, 10)
         h.tg.user_message(chat, alice, "/imagine a blue fox")
-        refusal = await h.tg.wait_for(_sent_to(alice["id"], "Please wait"))
+        refusal = await h.tg.wait_for(_sent_to(alice["id"], "Please try again in "))
 
     assert 1 == len(h.ai.image_jobs())
-    assert "1 pictures an hour" in refusal.params["text"]
+    assert "1 picture an hour" in refusal.params["text"]
 
 
 async def test_newcomers_past_the_daily_grant_cap_start_at_zero_and_are_told(tmp_path: Path) -> None:

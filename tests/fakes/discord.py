@@ -1156,6 +1156,39 @@ def _check_commands(commands: list[JSON]) -> None:
             )
         if int(command.get("type", 1)) == 1 and not 1 <= len(command.get("description", "")) <= 100:
             raise form_error({str(index): {"description": max_length_error(100)}})
+        for locale, local in (command.get("name_localizations") or {}).items():
+            if not _COMMAND_NAME.match(str(local)) or str(local) != str(local).lower():
+                raise form_error(
+                    {
+                        str(index): {
+                            "name_localizations": {
+                                locale: {
+                                    "_errors": [
+                                        {
+                                            "code": "APPLICATION_COMMAND_INVALID_NAME",
+                                            "message": "Command name is invalid",
+                                        }
+                                    ]
+                                }
+                            }
+                        }
+                    }
+                )
+    # Names are unique per type in every locale: a localized name counts where it is given.
+    locales = {locale for c in chat_input for locale in c.get("name_localizations") or {}}
+    for locale in locales:
+        names = [(c.get("name_localizations") or {}).get(locale, c["name"]) for c in chat_input]
+        if len(names) != len(set(names)):
+            raise form_error(
+                {
+                    "_errors": [
+                        {
+                            "code": "APPLICATION_COMMANDS_DUPLICATE_NAME",
+                            "message": f"Application command names must be unique ({locale})",
+                        }
+                    ]
+                }
+            )
 
 
 def _major(request: web.Request) -> str:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.access.rates import RateLimits
+from bot.access.rates import RateLimits, too_fast
 from bot.errors import TooFast
+from bot.i18n import using
 from bot.ports import Account
 
 ALICE = Account("telegram", "1")
@@ -33,7 +34,7 @@ async def test_concurrent_messages_pass_exactly_the_limit_per_member() -> None:
     assert await attempt(rates.check_chat(BOB)) is None  # another member has their own window
 
 
-async def test_the_refusal_asks_to_wait_a_number_of_seconds() -> None:
+async def test_the_refusal_says_when_to_try_again() -> None:
     """Over the hourly picture limit the sentence says how long to wait."""
     rates = RateLimits(images_per_hour=1)
     await rates.check_image(ALICE)
@@ -41,7 +42,7 @@ async def test_the_refusal_asks_to_wait_a_number_of_seconds() -> None:
     try:
         await rates.check_image(ALICE)
     except TooFast as exc:
-        assert f"Please wait {exc.retry_after} seconds" in str(exc)
+        assert str(exc).startswith("You can ask for up to 1 picture an hour here. Please try again in ")
         assert 1 <= exc.retry_after <= 3600
     else:
         raise AssertionError("the second picture of the hour was let through")
@@ -56,3 +57,22 @@ async def test_zero_means_no_limit_and_kinds_are_separate() -> None:
 
     assert [None] * 50 == chats
     assert 2 == images.count(None)
+
+
+def test_the_wait_is_said_in_the_members_language_and_never_too_short() -> None:
+    """80 seconds is "in 2 minutes" (rounded up), in English, Turkish and Norwegian; plurals by the limit."""
+    assert "You can send up to 5 messages a minute here. Please try again in 2 minutes." == too_fast(
+        "chat", 5, 80
+    )
+    assert "You can ask for up to 1 picture an hour here. Please try again in 45 minutes." == too_fast(
+        "images", 1, 2700
+    )
+    with using("tr"):
+        assert "Burada dakikada en fazla 5 mesaj gönderebilirsin. Lütfen 45 saniye sonra tekrar dene." == (
+            too_fast("chat", 5, 45)
+        )
+    with using("nb"):
+        assert "Du kan be om opptil 1 bilde i timen her. Prøv igjen om 1 time." == too_fast("images", 1, 3100)
+        assert "Du kan sende opptil 5 meldinger i minuttet her. Prøv igjen om 2 minutter." == too_fast(
+            "chat", 5, 80
+        )

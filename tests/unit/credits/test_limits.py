@@ -17,6 +17,7 @@ from bot.errors import (
     ServiceUnavailable,
     SpendingLimitReached,
 )
+from bot.i18n import using
 from bot.minitoolai.prices import PriceTable
 from bot.minitoolai.types import Usage
 from bot.ports import Account
@@ -93,7 +94,8 @@ async def test_the_refusal_says_when_to_come_back_and_names_no_amount() -> None:
 
     assert "month" == refused.value.period
     assert "monthly spending limit" in str(refused.value)
-    assert "next month" in str(refused.value)
+    # START is 2026-11-30 12:00 UTC: the month's counter starts again 12 hours later
+    assert "Please try again in 12 hours (after 2026-12-01 00:00 UTC)." in str(refused.value)
     assert "$" not in str(refused.value)
 
 
@@ -190,3 +192,19 @@ async def test_a_refused_key_is_its_own_alert() -> None:
     assert [1, 0, 1] == sent
     assert "MINITOOLAI_API_KEY" in inbox.sent[0][1]
     assert "(403)" in inbox.sent[0][1]
+
+
+async def test_the_daily_refusal_says_in_how_many_hours_in_each_language() -> None:
+    """A fixed clock: 2026-11-30 12:00 UTC, the day's counter starts again at midnight, 12 hours later."""
+    clock = ManualClock(START)
+    credits, _ = service(MemoryStore(clock=clock), clock, BotLimits(daily_spending=WORST - 1))
+    said = {}
+    for language in ("en", "tr", "nb"):
+        with using(language), pytest.raises(SpendingLimitReached) as refused:
+            await credits.reserve_chat(
+                Account("telegram", "1"), None, model=MODEL, prompt_tokens=1000, max_completion_tokens=1000
+            )
+        said[language] = str(refused.value)
+    assert "Please try again in 12 hours (after 2026-12-01 00:00 UTC)." in said["en"]
+    assert "Lütfen 12 saat sonra tekrar dene (1 Ara 2026 00:00 UTC'den sonra)." in said["tr"]
+    assert "Prøv igjen om 12 timer (etter 1. des. 2026 00:00 UTC)." in said["nb"]

@@ -17,6 +17,7 @@ from bot.credits import (
     RecoveryDecision,
 )
 from bot.errors import ConfigError, InsufficientCredits, NotAllowed, ValidationError
+from bot.i18n import using
 from bot.minitoolai.prices import PriceTable
 from bot.minitoolai.types import Usage
 from bot.ports import Account, Actor, Place, Reservation
@@ -184,7 +185,7 @@ async def test_insufficient_credit_message_names_balance_needed_and_how_to_get_m
     assert "$0.0005" in message  # balance
     assert "$0.00075" in message  # needed
     assert "admin" in message
-    assert "2026-11-23 00:00 UTC" in message  # next refill
+    assert "(next refill in 12 hours, 2026-11-23 00:00 UTC)" in message  # START is 12:00 UTC
     assert (500, WORST) == (caught.value.balance, caught.value.needed)
     assert [] == await w.store.open_reservations()
     assert 500 == await balance(w)
@@ -456,8 +457,13 @@ async def test_refusal_mentions_a_used_up_pool_limit() -> None:
     w = world(starting_grant=0)
     await funded_pool(w, cap=WORST)
     await w.credits.settle_image(await reserve(w, community=GROUP))
-    with pytest.raises(InsufficientCredits, match="pool limit for today"):
+    with pytest.raises(InsufficientCredits, match="pool limit for today") as refused:
         await reserve(w, community=GROUP)
+    # the clock says 2026-11-22 12:00 UTC: the pool's day starts again at midnight
+    assert "is used up; it starts again in 12 hours." in refused.value.user_message
+    with using("tr"), pytest.raises(InsufficientCredits) as refused:
+        await reserve(w, community=GROUP)
+    assert "doldu; 12 saat sonra yenilenir." in refused.value.user_message
 
 
 async def test_no_pool_means_own_balance() -> None:
@@ -609,7 +615,11 @@ async def test_status_shows_spending_allowance_and_pool() -> None:
     )
     text = w.credits.render_status(status)
     assert "Balance: $0.009984" in text
-    assert "next refill 2026-11-24 00:00 UTC" in text
+    assert "next refill in 12 hours, 2026-11-24 00:00 UTC" in text  # the clock: 2026-11-23 12:00
+    with using("tr"):
+        assert "(sonraki yükleme 12 saat sonra, 24 Kas 2026 00:00 UTC)" in w.credits.render_status(status)
+    with using("nb"):
+        assert "(neste påfyll om 12 timer, 24. nov. 2026 00:00 UTC)" in w.credits.render_status(status)
 
 
 async def test_usage_lists_the_latest_charges_newest_first() -> None:

@@ -204,3 +204,23 @@ def test_option_names_are_valid_discord_names(language: str) -> None:
 
     names = [translate_in(language, OPTION, name) for name in OPTION_NAMES]
     assert [] == [n for n in names if not DISCORD_NAME.match(n) or n != n.lower()]
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_command_names_are_valid_discord_names_and_unique(language: str) -> None:
+    from adapters.discord.language import COMMAND, COMMAND_NAMES
+
+    names = [translate_in(language, COMMAND, name) for name in COMMAND_NAMES]
+    assert [] == [n for n in names if not DISCORD_NAME.match(n) or n != n.lower()]
+    assert len(names) == len(set(names))
+
+
+def test_the_help_names_the_commands_as_the_members_discord_client_does() -> None:
+    from adapters.discord.language import local_commands
+
+    text = "/chat <question> · /credits, /usage: yours (see /prices) · /pool fund|cap · a/b /nothere"
+    assert "/sor <question> · /kredi, /kullanım: yours (see /fiyatlar) · /havuz fund|cap · a/b /nothere" == (
+        local_commands(text, "tr")
+    )
+    assert local_commands(text, "nb").startswith("/spør <question> · /kreditt, /bruk: yours (see /priser)")
+    assert text == local_commands(text, "en")

@@ -8,11 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.credits.money import format_amount
+from bot.errors import RateLimited
 from bot.i18n import (
     Voice,
     _,
     decimal,
     integer,
+    later,
     moment,
     n_,
     normalize,
@@ -21,6 +23,7 @@ from bot.i18n import (
     relative,
     speaking,
     translate,
+    until,
     using,
 )
 from bot.i18n.catalog import current, default_language, set_default_language
@@ -136,3 +139,38 @@ def test_dates_follow_the_language() -> None:
         assert "23 Kas 2026 00:00 UTC" == moment(at)
     with using("nb"):
         assert "23. nov. 2026 00:00 UTC" == moment(at)
+
+
+NOW = datetime(2026, 11, 22, 21, 0, tzinfo=UTC)  # a fixed clock
+
+
+@pytest.mark.parametrize(
+    ("ahead", "en", "tr", "nb"),
+    [
+        (timedelta(0), "in 1 second", "1 saniye sonra", "om 1 sekund"),
+        (timedelta(seconds=80), "in 2 minutes", "2 dakika sonra", "om 2 minutter"),  # rounded up
+        (timedelta(hours=2, minutes=10), "in 3 hours", "3 saat sonra", "om 3 timer"),
+        (timedelta(hours=23, minutes=30), "in 1 day", "1 gün sonra", "om 1 døgn"),
+        (timedelta(days=8, hours=12), "in 9 days", "9 gün sonra", "om 9 døgn"),  # days, not "1 week"
+        (timedelta(days=30), "in 1 month", "1 ay sonra", "om 1 måned"),
+    ],
+)
+def test_time_until_something_in_each_language(ahead: timedelta, en: str, tr: str, nb: str) -> None:
+    said = {}
+    for language in ("en", "tr", "nb"):
+        with using(language):
+            said[language] = until(NOW + ahead, NOW)
+    assert {"en": en, "tr": tr, "nb": nb} == said
+    with using("en"):
+        assert en == later(ahead)  # the same for a length of time
+
+
+def test_the_services_retry_after_is_said_in_words() -> None:
+    """MiniToolAI's Retry-After (90 s) as "in 2 minutes"; without one, the general sentence."""
+    busy = RateLimited("429", retry_after=90)
+    assert "The AI service is busy (rate limited). Please try again in 2 minutes." == busy.user_message
+    with using("tr"):
+        assert busy.user_message.endswith("Lütfen 2 dakika sonra tekrar dene.")
+    with using("nb"):
+        assert busy.user_message.endswith("Prøv igjen om 2 minutter.")
+    assert RateLimited("429").user_message.endswith("Please try again in a few seconds.")
