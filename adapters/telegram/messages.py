@@ -25,7 +25,6 @@ __all__ = [
     "mentions_bot",
     "quoted",
     "replies_to",
-    "sniff_image",
     "strip_mention",
     "target_and_amount",
     "topic",
@@ -33,12 +32,6 @@ __all__ = [
 ]
 
 PLATFORM = "telegram"
-_MIME_BY_MAGIC = (
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,16 +62,6 @@ def incoming(message: Message, user: User) -> Incoming:
         place=place,
         target=ChatTarget(chat.id, thread, message.message_id),
     )
-
-
-def sniff_image(data: bytes) -> str | None:
-    """The picture's MIME type from its first bytes; None when it is no picture the model reads."""
-    for magic, mime in _MIME_BY_MAGIC:
-        if data.startswith(magic):
-            return mime
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 def mentions_bot(message: Message, bot: Bot) -> bool:

@@ -31,6 +31,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from bot.chat.vision import Detail, prepared_size
 from bot.errors import ValidationError
 from bot.i18n import _
+from bot.minitoolai.client import sniff_image
 from bot.ports import StoredImage
 
 logger = logging.getLogger(__name__)
@@ -40,12 +41,6 @@ MAX_PIXELS = 50_000_000  # a bigger picture is refused before it is decoded (a "
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # the most an adapter downloads of one file (Telegram's own limit)
 JPEG_QUALITY = 85
 
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-)
 _FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 
 
@@ -69,16 +64,6 @@ class Document:
         return f'<document name="{name}">\n{self.text}\n</document>'
 
 
-def sniff_picture(data: bytes) -> str | None:
-    """The picture type shown by the magic bytes, or None."""
-    for magic, mime in _MAGIC:
-        if data.startswith(magic):
-            return mime
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
-
-
 def is_pdf(data: bytes) -> bool:
     return data[:1024].lstrip().startswith(b"%PDF-")
 
@@ -92,7 +77,7 @@ def prepare_picture(data: bytes, detail: Detail, *, name: str = "picture") -> St
     A picture with transparency, or one that was PNG or GIF (screenshots, drawings), stays PNG so
     text in it stays sharp; photos become JPEG. The result carries its size and content hash.
     """
-    if sniff_picture(data) is None:
+    if sniff_image(data) is None:
         raise ValidationError(
             _("{name} is not a picture I can look at. Send a JPEG, PNG, WebP or GIF.", name=name)
         )
@@ -259,7 +244,7 @@ def _pdf_text(data: bytes, name: str, max_bytes: int) -> str:
 
 def classify(upload: Upload) -> str:
     """``"picture"``, ``"pdf"`` or ``"text"`` by content (the last is checked when it is read)."""
-    if sniff_picture(upload.data) is not None:
+    if sniff_image(upload.data) is not None:
         return "picture"
     if is_pdf(upload.data):
         return "pdf"
