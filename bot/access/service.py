@@ -62,10 +62,6 @@ class AccessService:
                 logger.warning("could not re-read the access rules; keeping the last ones", exc_info=True)
 
     @property
-    def lists(self) -> AccessLists:
-        return self._lists
-
-    @property
     def configured(self) -> bool:
         """False when nobody is restricted: adapters may skip building an :class:`Asker`."""
         return self._lists.configured

@@ -381,9 +381,8 @@ class ConversationService:
             raise ValidationError(_("Please attach at most {n} files per message.", n=MAX_FILES_PER_MESSAGE))
 
     def _budget(self, model: str) -> int:
-        window = CHAT_MODELS[model].context_window if model in CHAT_MODELS else 128_000
-        limits = self._limits
-        return min(window, limits.max_context_tokens) - limits.max_completion_tokens - limits.context_margin
+        """Tokens for the prompt within ``MAX_CONTEXT_TOKENS`` (and the model's window)."""
+        return self._window_budget(model, cap=self._limits.max_context_tokens)
 
     def _history_budget(self, settings: Effective, user_turn: Turn, *, documents: bool = False) -> int:
         """Tokens left for stored turns once the instructions and the new message are counted
@@ -413,19 +412,22 @@ class ConversationService:
             )
         raise ValidationError(_("Your message is too long for this model's memory. Please shorten it."))
 
-    def _window_budget(self, model: str) -> int:
+    def _window_budget(self, model: str, *, cap: int | None = None) -> int:
+        """Tokens for the prompt within the model's own window (at most ``cap``), once the answer's
+        room and the margin are set aside."""
         window = CHAT_MODELS[model].context_window if model in CHAT_MODELS else 128_000
+        if cap is not None:
+            window = min(window, cap)
         return window - self._limits.max_completion_tokens - self._limits.context_margin
 
-    def _prompt_estimate(self, settings: Effective, history: Sequence[Turn], user_turn: Turn) -> int:
+    def _prompt_estimate(
+        self, settings: Effective, history: Sequence[Turn], user_turn: Turn, picture_tokens: int
+    ) -> int:
         system = self._tokens.count_message(settings.system_prompt) if settings.system_prompt else 0
         texts = sum(map(_prompt_cost, history)) + user_turn.tokens
-        placeholders = sum(
-            self._tokens.count(f"\n{EARLIER_PICTURE}") for _turn in _dropped(history, user_turn)
-        )
-        return (
-            system + texts + placeholders + self._picture_tokens(settings, history, user_turn) + REPLY_PRIMING
-        )
+        dropped = sum(1 for _turn in _dropped(history, user_turn))
+        placeholders = self._tokens.count(f"\n{EARLIER_PICTURE}") * dropped if dropped else 0
+        return system + texts + placeholders + picture_tokens + REPLY_PRIMING
 
     @staticmethod
     def _picture_tokens(settings: Effective, history: Sequence[Turn], user_turn: Turn) -> int:
@@ -459,8 +461,8 @@ class ConversationService:
         messages = _messages(settings, history, user_turn)
         params = ChatParams(settings.model, settings.temperature, self._limits.max_completion_tokens)
         validate_chat(params, has_images=any(m.images for m in messages))
-        estimate = self._prompt_estimate(settings, history, user_turn)
         picture_tokens = self._picture_tokens(settings, history, user_turn)
+        estimate = self._prompt_estimate(settings, history, user_turn, picture_tokens)
         # Calibrate on text alone: framing is fixed, and a picture's count is reserved for the larger
         # reading of an undocumented rule (counting it would drag the factor down and under-reserve text).
         framing = MESSAGE_OVERHEAD * len(messages) + REPLY_PRIMING

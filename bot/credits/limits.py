@@ -14,7 +14,6 @@ claimed in the store first, so neither a restart nor a second process alerts aga
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -122,10 +121,6 @@ class OwnerAlerts:
     def register(self, platform: str, messenger: PrivateMessenger) -> None:
         """An adapter, once connected, lets alerts reach its platform's owners."""
         self._messengers[platform] = messenger
-
-    @property
-    def messengers(self) -> Mapping[str, PrivateMessenger]:
-        return self._messengers
 
     async def once(self, key: str, text: str) -> int:
         """Send ``text`` to the owners the first time ``key`` is seen anywhere; return how many got it."""
