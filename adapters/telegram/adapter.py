@@ -102,7 +102,9 @@ class TelegramAdapter:
         payments = PaymentHandlers(self._core, self._pacing)
         payments.register(app)  # first: its /start topup and pack buttons come before the general ones
         handlers.register(app)
-        app.add_handler(TypeHandler(Update, _begin_request), group=-1)  # a request id per update
+        # A request id per update, first of all (one handler runs per group: the gate has -1, the
+        # language -2).
+        app.add_handler(TypeHandler(Update, _begin_request), group=-3)
         await self._sign_in(app, requests)
         async with app:
             logger.info("Telegram: signed in as @%s", app.bot.username)

@@ -261,6 +261,24 @@ async def test_a_refused_answer_is_counted_with_its_reason(tmp_path: Path) -> No
     assert [] == h.chat_requests()
 
 
+async def test_an_update_refused_by_the_access_gate_logs_under_its_own_request_id(tmp_path: Path) -> None:
+    """Every Telegram update starts a request before the access gate runs: the gate's refusal line
+    carries a request id, not "-"."""
+    with captured("adapters.telegram.access") as records:
+        async with running_bot(tmp_path, blocked_users="telegram:10001") as h:
+            alice = h.tg.user("Alice", "alice")
+            assert 10001 == alice["id"]  # the fake's first user: the one blocked
+            chat = h.tg.private_chat(alice)
+            mark = len(h.tg.requests)
+            h.tg.user_message(chat, alice, "hello")
+            await h.tg.wait_for(lambda r: r.method == "sendMessage" and r.ok, start=mark)
+
+    refused = [r for r in records if r.getMessage().startswith("refused")]
+    assert refused
+    assert all(getattr(r, "request_id", "-") != "-" for r in refused)
+    assert [] == h.chat_requests()
+
+
 async def test_metrics_follow_a_picture_job_through_its_states(tmp_path: Path) -> None:
     """/imagine: the job is counted queued, submitted and done, its queue wait observed, its
     price charged for "image", and nothing is left queued or held."""
