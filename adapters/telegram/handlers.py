@@ -23,7 +23,6 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
-    ReplyParameters,
     Update,
 )
 from telegram.constants import ChatMemberStatus
@@ -54,7 +53,7 @@ from adapters.telegram.messages import (
     topic,
     words,
 )
-from adapters.telegram.pacing import MAX_MESSAGE, ChatPacing
+from adapters.telegram.pacing import ChatPacing
 from adapters.telegram.private import TelegramPrivate
 from adapters.telegram.surface import (
     REGENERATE_DATA,
@@ -62,13 +61,13 @@ from adapters.telegram.surface import (
     ChatTarget,
     DraftSupport,
     TelegramChatSurface,
+    send_text,
 )
 from bot.access.service import CHAT_OFF
 from bot.chat.attachments import MAX_UPLOAD_BYTES, Upload
 from bot.chat.conversations import ChatRequest, View
 from bot.commands import Reply, help_text
 from bot.core import Core
-from bot.display.text import split_message
 from bot.errors import BotError, InsufficientCredits, UserError, ValidationError
 from bot.i18n import N_, _, number, privately
 from bot.i18n.catalog import set_voice
@@ -494,23 +493,7 @@ class Handlers:
     async def _reply(
         self, bot: Bot, target: ChatTarget, text: str, keyboard: InlineKeyboardMarkup | None = None
     ) -> None:
-        """Plain text in the chat (and topic), replying to the message in groups, within the chat's budget."""
-        pieces = split_message(text, MAX_MESSAGE)
-        for index, piece in enumerate(pieces):
-            reply = None
-            if index == 0 and not target.private and target.reply_to is not None:
-                reply = ReplyParameters(target.reply_to, allow_sending_without_reply=True)
-            markup = keyboard if index == len(pieces) - 1 else None
-            await self._pacing.run(
-                target.chat_id,
-                lambda piece=piece, reply=reply, markup=markup: bot.send_message(  # type: ignore[misc]
-                    target.chat_id,
-                    piece,
-                    message_thread_id=target.thread_id,
-                    reply_parameters=reply,
-                    reply_markup=markup,
-                ),
-            )
+        await send_text(bot, self._pacing, target, text, keyboard)
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """The one error handler: a short, clear answer for the person; the details for the owner."""

@@ -22,7 +22,6 @@ from telegram import (
     InlineKeyboardMarkup,
     LabeledPrice,
     Message,
-    ReplyParameters,
     Update,
 )
 from telegram.error import BadRequest, TelegramError
@@ -38,6 +37,7 @@ from telegram.ext import (
 
 from adapters.telegram.messages import PLATFORM, Incoming, arguments, incoming, words
 from adapters.telegram.pacing import ChatPacing
+from adapters.telegram.surface import send_text
 from adapters.telegram.transport import AiohttpRequest
 from bot.core import Core
 from bot.errors import StorageError, ValidationError
@@ -266,21 +266,8 @@ class PaymentHandlers:
     async def _send(
         self, bot: Bot, who: Incoming, text: str, markup: InlineKeyboardMarkup | None = None
     ) -> None:
-        target = who.target
-        reply = None
-        if not target.private and target.reply_to is not None:
-            reply = ReplyParameters(target.reply_to, allow_sending_without_reply=True)
         try:
-            await self._pacing.run(
-                target.chat_id,
-                lambda: bot.send_message(
-                    target.chat_id,
-                    text,
-                    message_thread_id=target.thread_id,
-                    reply_parameters=reply,
-                    reply_markup=markup,
-                ),
-            )
+            await send_text(bot, self._pacing, who.target, text, markup)
         except TelegramError:
-            logger.warning("could not send a payment message to chat %s", target.chat_id, exc_info=True)
+            logger.warning("could not send a payment message to chat %s", who.target.chat_id, exc_info=True)
             raise

@@ -9,8 +9,8 @@ from __future__ import annotations
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden
 
-from adapters.telegram.pacing import MAX_MESSAGE, ChatPacing
-from bot.display.text import split_message
+from adapters.telegram.pacing import ChatPacing
+from adapters.telegram.surface import ChatTarget, send_text
 
 
 class TelegramPrivate:
@@ -25,8 +25,7 @@ class TelegramPrivate:
             return False
         chat = int(holder)
         try:
-            for piece in split_message(text, MAX_MESSAGE):
-                await self._pacing.run(chat, lambda piece=piece: self._bot.send_message(chat, piece))  # type: ignore[misc]
+            await send_text(self._bot, self._pacing, ChatTarget(chat), text)
         except Forbidden:
             return False
         except BadRequest as exc:

@@ -23,9 +23,10 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, R
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
-from adapters.telegram.pacing import ChatPacing, retry_seconds, settling
+from adapters.telegram.pacing import MAX_MESSAGE, ChatPacing, retry_seconds, settling
 from adapters.telegram.render import to_html
 from bot.display.streaming import Outcome, show_unfolded
+from bot.display.text import split_message
 from bot.errors import PlatformRateLimited
 from bot.i18n import _
 
@@ -75,6 +76,29 @@ class ChatTarget:
     @property
     def private(self) -> bool:
         return self.chat_id > 0
+
+
+async def send_text(
+    bot: Bot, pacing: ChatPacing, target: ChatTarget, text: str, keyboard: InlineKeyboardMarkup | None = None
+) -> None:
+    """Plain text in the chat (and topic), replying to the message in groups, in as many messages as
+    its length needs, each within the chat's budget; the keyboard goes on the last one."""
+    pieces = split_message(text, MAX_MESSAGE)
+    for index, piece in enumerate(pieces):
+        reply = None
+        if index == 0 and not target.private and target.reply_to is not None:
+            reply = ReplyParameters(target.reply_to, allow_sending_without_reply=True)
+        markup = keyboard if index == len(pieces) - 1 else None
+        await pacing.run(
+            target.chat_id,
+            lambda piece=piece, reply=reply, markup=markup: bot.send_message(  # type: ignore[misc]
+                target.chat_id,
+                piece,
+                message_thread_id=target.thread_id,
+                reply_parameters=reply,
+                reply_markup=markup,
+            ),
+        )
 
 
 class DraftSupport:
