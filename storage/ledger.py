@@ -51,17 +51,20 @@ class LedgerMixin:
         if starting_grant < 0:
             raise ValueError("A starting grant must not be negative.")
         key = f"open:{account.platform}:{account.holder}"
+
+        async def body(tx: Tx) -> int:
+            grant, meta = starting_grant, None
+            await _ensure_account(tx, account)
+            if await _key_used(tx, key):
+                return await _balance(tx, account)
+            if grant and grants is not None and not await _count(tx, grants, 1):
+                grant, meta = 0, {"grant_withheld": True}
+            balance = await _credit(tx, account, grant)
+            await _record(tx, account, "grant", grant, balance, reason, key, meta=meta)
+            return balance
+
         try:
-            async with self._db.write() as tx:
-                await _ensure_account(tx, account)
-                if await _key_used(tx, key):
-                    return await _balance(tx, account)
-                meta = None
-                if starting_grant and grants is not None and not await _count(tx, grants, 1):
-                    starting_grant, meta = 0, {"grant_withheld": True}
-                balance = await _credit(tx, account, starting_grant)
-                await _record(tx, account, "grant", starting_grant, balance, reason, key, meta=meta)
-                return balance
+            return await self._db.run_write(body)
         except Rollback:
             return await self._balance_or_zero(account)
 
@@ -84,38 +87,45 @@ class LedgerMixin:
         idempotency_key: str,
         meta: Mapping[str, Any] | None = None,
     ) -> LedgerEntry | None:
+
+        async def body(tx: Tx) -> LedgerEntry | None:
+            if await _key_used(tx, idempotency_key):
+                return None
+            await _ensure_account(tx, account)
+            balance = await _move(tx, account, amount)
+            if balance is None:
+                current = await _balance(tx, account)
+                raise InsufficientCredits(
+                    f"This needs {_dollars(-amount)} but the balance is {_dollars(current)}.",
+                    balance=current,
+                    needed=-amount,
+                )
+            row = await _record(tx, account, kind, amount, balance, reason, idempotency_key, meta=meta)
+            return entry_from_row(row)
+
         try:
-            async with self._db.write() as tx:
-                if await _key_used(tx, idempotency_key):
-                    return None
-                await _ensure_account(tx, account)
-                balance = await _move(tx, account, amount)
-                if balance is None:
-                    current = await _balance(tx, account)
-                    raise InsufficientCredits(
-                        f"This needs {_dollars(-amount)} but the balance is {_dollars(current)}.",
-                        balance=current,
-                        needed=-amount,
-                    )
-                row = await _record(tx, account, kind, amount, balance, reason, idempotency_key, meta=meta)
-                return entry_from_row(row)
+            return await self._db.run_write(body)
         except Rollback:
             return None
 
     async def top_up(
         self, account: Account, amount: int, *, up_to: int, reason: str, idempotency_key: str
     ) -> int:
+        lock = self._db.lock_clause
+
+        async def body(tx: Tx) -> int:
+            if await _key_used(tx, idempotency_key):
+                return 0
+            await _ensure_account(tx, account)
+            current = await _balance(tx, account, lock=lock)
+            added = max(0, min(amount, up_to - current))
+            balance = await _credit(tx, account, added)
+            # Recorded even when 0, so one key is one allowance whatever the balance was.
+            await _record(tx, account, "allowance", added, balance, reason, idempotency_key)
+            return added
+
         try:
-            async with self._db.write() as tx:
-                if await _key_used(tx, idempotency_key):
-                    return 0
-                await _ensure_account(tx, account)
-                current = await _balance(tx, account, lock=self._db.lock_clause)
-                added = max(0, min(amount, up_to - current))
-                balance = await _credit(tx, account, added)
-                # Recorded even when 0, so one key is one allowance whatever the balance was.
-                await _record(tx, account, "allowance", added, balance, reason, idempotency_key)
-                return added
+            return await self._db.run_write(body)
         except Rollback:
             return 0
 
@@ -135,31 +145,34 @@ class LedgerMixin:
             raise ValueError("A reservation must not be negative.")
         if spending:
             meta = {**(meta or {}), SPENDING_META: [c.key for c in spending]}
-        try:
-            async with self._db.write() as tx:
-                if await tx.fetchval("SELECT 1 FROM reservations WHERE id = ?", reservation_id):
-                    return True
-                balance = await _move(tx, account, -amount)
-                if balance is None:
-                    return False
-                await _insert_reservation(tx, reservation_id, account, amount, purpose, spender, meta)
-                await _record(
-                    tx,
-                    account,
-                    "reserve",
-                    -amount,
-                    balance,
-                    reason,
-                    f"reserve:{reservation_id}",
-                    reservation_id=reservation_id,
-                    meta=meta,
-                )
-                # Last, so the bot-wide rows every hold moves stay locked only until the commit;
-                # after the account, as in settle: every writer takes the rows in one order.
-                for counter in spending:
-                    if not await _count(tx, counter, amount):
-                        raise SpendingLimitReached(key=counter.key, limit=counter.limit or 0)
+
+        async def body(tx: Tx) -> bool:
+            if await tx.fetchval("SELECT 1 FROM reservations WHERE id = ?", reservation_id):
                 return True
+            balance = await _move(tx, account, -amount)
+            if balance is None:
+                return False
+            await _insert_reservation(tx, reservation_id, account, amount, purpose, spender, meta)
+            await _record(
+                tx,
+                account,
+                "reserve",
+                -amount,
+                balance,
+                reason,
+                f"reserve:{reservation_id}",
+                reservation_id=reservation_id,
+                meta=meta,
+            )
+            # Last, so the bot-wide rows every hold moves stay locked only until the commit;
+            # after the account, as in settle: every writer takes the rows in one order.
+            for counter in spending:
+                if not await _count(tx, counter, amount):
+                    raise SpendingLimitReached(key=counter.key, limit=counter.limit or 0)
+            return True
+
+        try:
+            return await self._db.run_write(body)
         except Rollback as lost:
             return bool(lost.result)
 
@@ -182,57 +195,62 @@ class LedgerMixin:
         meta: Mapping[str, Any] | None,
     ) -> bool:
         kind: EntryKind = "settle" if state == "settled" else "release"
+        lock = self._db.lock_clause
+
+        async def body(tx: Tx) -> bool:
+            row = await tx.fetchrow(
+                f"SELECT {_RESERVATION_COLUMNS} FROM reservations WHERE id = ?{lock}",
+                reservation_id,
+            )
+            if row is None or row["state"] != "open":
+                return False
+            reservation = reservation_from_row(row)
+            kept = min(charged, reservation.amount)
+            if charged > reservation.amount:
+                # More was used than held: the rest comes from the balance, as far as it goes.
+                available = await _balance(tx, reservation.account, lock=lock)
+                kept += min(charged - reservation.amount, available)
+            refund = reservation.amount - kept
+            balance = await _move(tx, reservation.account, refund)
+            if balance is None:
+                raise StorageError(
+                    f"The credit account {reservation.account.platform}:{reservation.account.holder}"
+                    " cannot pay this settlement."
+                )
+            await _record(
+                tx,
+                reservation.account,
+                kind,
+                refund,
+                balance,
+                reason,
+                f"{kind}:{reservation_id}",
+                reservation_id=reservation_id,
+                meta={"charged": kept, **(meta or {})},
+            )
+            await tx.execute(
+                "UPDATE reservations SET state = ?, charged = ?, meta = ?, closed_at = ? WHERE id = ?",
+                state,
+                kept if state == "settled" else None,
+                meta_json({**load_mapping(row["meta"]), **(meta or {})}),
+                utcnow(),
+                reservation_id,
+            )
+            for key in _spending_keys(reservation.meta):  # last, as in reserve
+                await _uncount(tx, key, refund)
+            return True
+
         try:
-            async with self._db.write() as tx:
-                row = await tx.fetchrow(
-                    f"SELECT {_RESERVATION_COLUMNS} FROM reservations WHERE id = ?{self._db.lock_clause}",
-                    reservation_id,
-                )
-                if row is None or row["state"] != "open":
-                    return False
-                reservation = reservation_from_row(row)
-                kept = min(charged, reservation.amount)
-                if charged > reservation.amount:
-                    # More was used than held: the rest comes from the balance, as far as it goes.
-                    available = await _balance(tx, reservation.account, lock=self._db.lock_clause)
-                    kept += min(charged - reservation.amount, available)
-                refund = reservation.amount - kept
-                balance = await _move(tx, reservation.account, refund)
-                if balance is None:
-                    raise StorageError(
-                        f"The credit account {reservation.account.platform}:{reservation.account.holder}"
-                        " cannot pay this settlement."
-                    )
-                await _record(
-                    tx,
-                    reservation.account,
-                    kind,
-                    refund,
-                    balance,
-                    reason,
-                    f"{kind}:{reservation_id}",
-                    reservation_id=reservation_id,
-                    meta={"charged": kept, **(meta or {})},
-                )
-                await tx.execute(
-                    "UPDATE reservations SET state = ?, charged = ?, meta = ?, closed_at = ? WHERE id = ?",
-                    state,
-                    kept if state == "settled" else None,
-                    meta_json({**load_mapping(row["meta"]), **(meta or {})}),
-                    utcnow(),
-                    reservation_id,
-                )
-                for key in _spending_keys(reservation.meta):  # last, as in reserve
-                    await _uncount(tx, key, refund)
-                return True
+            return await self._db.run_write(body)
         except Rollback:
             return False
 
     async def annotate_reservation(self, reservation_id: str, meta: Mapping[str, Any]) -> None:
-        async with self._db.write() as tx:
+        lock = self._db.lock_clause
+
+        async def body(tx: Tx) -> None:
             stored = await tx.fetchval(
-                f"SELECT meta FROM reservations WHERE id = ? AND state = 'open'{self._db.lock_clause}",
-                reservation_id,
+                f"SELECT meta FROM reservations WHERE id = ? AND state = 'open'{lock}", reservation_id
             )
             if stored is not None:
                 await tx.execute(
@@ -240,6 +258,8 @@ class LedgerMixin:
                     meta_json({**load_mapping(stored), **meta}),
                     reservation_id,
                 )
+
+        await self._db.run_write(body)
 
     async def get_reservation(self, reservation_id: str) -> Reservation | None:
         async with self._db.read() as tx:

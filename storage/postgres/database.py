@@ -17,6 +17,7 @@ import asyncpg
 
 from bot.errors import StorageError
 from storage.common import Row
+from storage.database import Body, T
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,14 @@ class PgDatabase:
                 yield PgTx(conn)
         except DRIVER_ERRORS as exc:
             raise StorageError(f"Could not read from PostgreSQL at {self.where}: {_describe(exc)}.") from exc
+
+    async def run_write(self, body: Body[T]) -> T:
+        async with self.write() as tx:
+            return await body(tx)
+
+    async def run_read(self, body: Body[T]) -> T:
+        async with self.read() as tx:
+            return await body(tx)
 
     async def close(self) -> None:
         await self._pool.close()

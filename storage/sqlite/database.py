@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ import aiosqlite
 
 from bot.errors import StorageError
 from storage.common import Row, sqlite_time
+from storage.database import Body, T
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,70 @@ class SqliteTx:
         await self._conn.executemany(sql, [_args(row) for row in rows])
 
 
+class DirectTx:
+    """Statements on the sqlite3 connection itself, inside aiosqlite's thread (``run_write``).
+
+    Its methods are coroutines only to share the :class:`~storage.database.Tx` protocol: they
+    never suspend, so a body awaiting nothing else completes in one step (:func:`_drive`).
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        return list(self._conn.execute(sql, _args(args)).fetchall())
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: object) -> Any:
+        rows = await self.fetch(sql, *args)
+        return rows[0][0] if rows else None
+
+    async def execute(self, sql: str, *args: object) -> int:
+        return self._conn.execute(sql, _args(args)).rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
+        self._conn.executemany(sql, [_args(row) for row in rows])
+
+
+def _drive(body: Body[T], tx: DirectTx) -> T:
+    """Run ``body(tx)`` to its end right here; it must never wait (see ``Database.run_write``)."""
+    steps = body(tx).__await__()
+    try:
+        steps.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    steps.close()
+    raise RuntimeError("A run_write/run_read body awaited something other than its own statements.")
+
+
+async def _in_thread(conn: aiosqlite.Connection, work: Callable[..., T], *args: object) -> T:
+    """``work(sqlite3 connection, *args)`` in the connection's own thread, in turn with its statements.
+
+    aiosqlite's ``_execute`` is how its public methods do this; it has no public name for it.
+    """
+    result: T = await conn._execute(work, conn._conn, *args)  # type: ignore[no-untyped-call]
+    return result
+
+
+def _read(conn: sqlite3.Connection, body: Body[T]) -> T:
+    return _drive(body, DirectTx(conn))
+
+
+def _transaction(conn: sqlite3.Connection, body: Body[T]) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = _drive(body, DirectTx(conn))
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+    return result
+
+
 class SqliteDatabase:
     """The :class:`storage.database.Database` for SQLite."""
 
@@ -106,6 +171,20 @@ class SqliteDatabase:
             except BaseException:
                 await self._rollback()
                 raise
+
+    async def run_write(self, body: Body[T]) -> T:
+        async with self._write_lock:
+            try:
+                return await _in_thread(self._writer, _transaction, body)
+            except sqlite3.Error as exc:
+                raise StorageError(f"Could not write to the SQLite database {self.path}: {exc}.") from exc
+
+    async def run_read(self, body: Body[T]) -> T:
+        if self._reader is None:  # ``:memory:``: one connection, taken in turn with the writes
+            async with self._write_lock, self._translated_read_errors():
+                return await _in_thread(self._writer, _read, body)
+        async with self._translated_read_errors():
+            return await _in_thread(self._reader, _read, body)
 
     async def _rollback(self) -> None:
         # Whatever failed (a statement, the commit, a cancellation), the next BEGIN must find
