@@ -188,12 +188,18 @@ class ChannelSettings:
 class SettingsStore(Protocol):
     async def get_settings(self, place: Place) -> ChannelSettings | None: ...
 
+    async def get_settings_many(self, places: Sequence[Place]) -> list[ChannelSettings | None]:
+        """Several places' settings in one read, in the order asked (None: nothing stored)."""
+
     async def put_settings(self, place: Place, settings: ChannelSettings) -> None: ...
 
     async def get_meta(self, key: str) -> str | None:
         """Small bot-wide facts (e.g. the hash of the last synced command set)."""
 
     async def set_meta(self, key: str, value: str) -> None: ...
+
+    async def get_meta_many(self, keys: Sequence[str]) -> dict[str, str]:
+        """Several meta facts in one read; keys with nothing stored are left out."""
 
 
 # ---------------------------------------------------------------- credits

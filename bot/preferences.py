@@ -64,11 +64,10 @@ class Preferences:
             raise NotAllowed(_("Only admins of this server or group can {what}.", what=_(what)))
 
     async def effective(self, place: Place) -> Effective:
-        parent = place.parent_place
-        channel = await self._store.get_settings(place) if place.channel else None
-        inherited = await self._store.get_settings(parent) if parent is not None else None
-        community = await self._store.get_settings(place.community)
-        layers = [s for s in (channel, inherited, community) if s is not None]
+        # The channel's own, then its parent's (a thread's), then the community's: one read.
+        places = [p for p in (place if place.channel else None, place.parent_place) if p is not None]
+        stored = await self._store.get_settings_many([*places, place.community])
+        layers = [s for s in stored if s is not None]
 
         def pick(name: str, fallback: Any) -> Any:
             for layer in layers:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bot.errors import StorageError
 from bot.ports import UNFINISHED_JOB_STATES, ChannelSettings, ImageJob, Place
 from storage.common import job_columns, job_from_row, settings_from_json, settings_to_json, to_utc, utcnow
@@ -23,6 +25,18 @@ class RecordsMixin:
             )
         return None if data is None else settings_from_json(data)
 
+    async def get_settings_many(self, places: Sequence[Place]) -> list[ChannelSettings | None]:
+        if not places:
+            return []
+        where = " OR ".join(["(platform = ? AND scope = ? AND channel = ?)"] * len(places))
+        async with self._db.read() as tx:
+            rows = await tx.fetch(
+                f"SELECT platform, scope, channel, data FROM settings WHERE {where}",
+                *(value for p in places for value in (p.platform, p.scope, p.channel)),
+            )
+        found = {(r["platform"], r["scope"], r["channel"]): settings_from_json(r["data"]) for r in rows}
+        return [found.get((p.platform, p.scope, p.channel)) for p in places]
+
     async def put_settings(self, place: Place, settings: ChannelSettings) -> None:
         async with self._db.write() as tx:
             await tx.execute(
@@ -40,6 +54,15 @@ class RecordsMixin:
         async with self._db.read() as tx:
             value = await tx.fetchval("SELECT value FROM meta WHERE key = ?", key)
         return None if value is None else str(value)
+
+    async def get_meta_many(self, keys: Sequence[str]) -> dict[str, str]:
+        if not keys:
+            return {}
+        async with self._db.read() as tx:
+            rows = await tx.fetch(
+                f"SELECT key, value FROM meta WHERE key IN ({', '.join('?' * len(keys))})", *keys
+            )
+        return {str(r["key"]): str(r["value"]) for r in rows if r["value"] is not None}
 
     async def set_meta(self, key: str, value: str) -> None:
         async with self._db.write() as tx:

@@ -489,40 +489,41 @@ class CreditService:
 
     async def allowance(self) -> Allowance:
         """The allowance in force: the owner's stored change, else the configured one."""
-        amount = await self._meta_int(META_ALLOWANCE, self.policy.allowance)
-        cap = await self._meta_int(META_ALLOWANCE_CAP, self.policy.allowance_cap)
-        period_text = await self.store.get_meta(META_ALLOWANCE_PERIOD)
+        return (await self._owner_choices())[0]
+
+    async def starting_grant(self) -> int:
+        return (await self._owner_choices())[1]
+
+    async def _owner_choices(self) -> tuple[Allowance, int]:
+        """The allowance and the starting grant in force (the owner's stored changes win), in one read."""
+        stored = await self.store.get_meta_many(
+            (META_ALLOWANCE, META_ALLOWANCE_CAP, META_ALLOWANCE_PERIOD, META_STARTING_GRANT)
+        )
+        amount = _meta_int(stored, META_ALLOWANCE, self.policy.allowance)
+        cap = _meta_int(stored, META_ALLOWANCE_CAP, self.policy.allowance_cap)
+        period_text = stored.get(META_ALLOWANCE_PERIOD)
         period: AllowancePeriod = self.policy.allowance_period
         if period_text in ("none", "daily", "weekly"):
             period = period_text  # type: ignore[assignment]  # narrowed by the check above
-        return Allowance(amount, period, cap)
+        grant = _meta_int(stored, META_STARTING_GRANT, self.policy.starting_grant)
+        return Allowance(amount, period, cap), grant
 
-    async def starting_grant(self) -> int:
-        return await self._meta_int(META_STARTING_GRANT, self.policy.starting_grant)
-
-    async def _meta_int(self, key: str, default: int) -> int:
-        text = await self.store.get_meta(key)
-        if text is None:
-            return default
-        try:
-            value = int(text)
-        except ValueError:
-            logger.warning("ignoring malformed %s=%r", key, text)
-            return default
-        return value if value >= 0 else default
-
-    async def _open(self, account: Account) -> None:
-        """Open an account on first sight: a user with the starting grant, a pool empty."""
+    async def _open(self, account: Account, grant: int | None = None) -> None:
+        """Open an account on first sight: a user with the starting grant (``grant`` if the caller
+        read it already), a pool empty."""
         if await self.store.balance(account) is not None:
             return
-        grant = 0 if account.is_pool else await self.starting_grant()
+        if account.is_pool:
+            grant = 0
+        elif grant is None:
+            grant = await self.starting_grant()
         cap = self.limits.grants(self._clock()) if grant else None
         await self.store.open_account(account, starting_grant=grant, reason="starting grant", grants=cap)
 
     async def _ready(self, user: Account, now: datetime) -> Allowance:
         """Open the account if new and add this period's allowance if not yet added."""
-        await self._open(user)
-        allowance = await self.allowance()
+        allowance, grant = await self._owner_choices()
+        await self._open(user, grant)
         if allowance.active and allowance.period != "none":
             period = periods.period_id(allowance.period, now, self.policy.tz)
             key = f"allowance:{user.platform}:{user.holder}:{period}"
@@ -849,3 +850,16 @@ def _usage_line(r: Reservation) -> UsageLine:
         exact=bool(r.meta.get("exact", True)),
         from_pool=r.account.is_pool,
     )
+
+
+def _meta_int(stored: Mapping[str, str], key: str, default: int) -> int:
+    """A stored non-negative whole number, or ``default`` (absent or malformed)."""
+    text = stored.get(key)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        logger.warning("ignoring malformed %s=%r", key, text)
+        return default
+    return value if value >= 0 else default

@@ -28,10 +28,7 @@ class Languages:
         self._store = store
 
     async def _stored(self, place: Place) -> str | None:
-        settings = await self._store.get_settings(place)
-        if settings is None:
-            return None
-        return normalize(str(settings.extra.get(KEY) or ""))
+        return _language(await self._store.get_settings(place))
 
     async def member_choice(self, account: Account) -> str | None:
         return await self._stored(member_place(account))
@@ -41,8 +38,12 @@ class Languages:
 
     async def voice(self, account: Account | None, place: Place | None, hint: str | None = None) -> Voice:
         """The languages of an update from ``account`` in ``place`` (either may be unknown)."""
-        own = await self.member_choice(account) if account is not None else None
-        community = await self.community_choice(place) if place is not None else None
+        member = member_place(account) if account is not None else None
+        group = place.community if place is not None and not place.is_private else None
+        asked = [p for p in (member, group) if p is not None]
+        found = dict(zip(asked, await self._store.get_settings_many(asked), strict=True)) if asked else {}
+        own = _language(found.get(member)) if member is not None else None
+        community = _language(found.get(group)) if group is not None else None
         hinted = normalize(hint)
         fallback = default_language()
         private = own or community or hinted or fallback
@@ -62,3 +63,7 @@ class Languages:
         if language:
             extra[KEY] = language
         await self._store.put_settings(place, dataclasses.replace(current, extra=extra))
+
+
+def _language(settings: ChannelSettings | None) -> str | None:
+    return None if settings is None else normalize(str(settings.extra.get(KEY) or ""))

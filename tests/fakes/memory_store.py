@@ -226,6 +226,11 @@ class MemoryStore:
         stored = self._settings.get(place)
         return None if stored is None else dataclasses.replace(stored, extra=_json_copy(stored.extra))
 
+    async def get_settings_many(self, places: Sequence[Place]) -> list[ChannelSettings | None]:
+        await self._checkpoint()
+        found = [self._settings.get(place) for place in places]
+        return [None if s is None else dataclasses.replace(s, extra=_json_copy(s.extra)) for s in found]
+
     async def put_settings(self, place: Place, settings: ChannelSettings) -> None:
         await self._checkpoint()
         self._settings[place] = dataclasses.replace(settings, extra=_json_copy(settings.extra))
@@ -233,6 +238,10 @@ class MemoryStore:
     async def get_meta(self, key: str) -> str | None:
         await self._checkpoint()
         return self._meta.get(key)
+
+    async def get_meta_many(self, keys: Sequence[str]) -> dict[str, str]:
+        await self._checkpoint()
+        return {key: self._meta[key] for key in keys if key in self._meta}
 
     async def set_meta(self, key: str, value: str) -> None:
         await self._checkpoint()

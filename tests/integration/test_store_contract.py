@@ -239,6 +239,26 @@ async def test_meta_round_trip(store: Store) -> None:
     assert await store.get_meta("commands") == "hash-2"
 
 
+async def test_several_settings_come_back_in_the_order_asked_with_none_for_the_unset(store: Store) -> None:
+    """get_settings_many: one answer per place asked, as get_settings would give it."""
+    channel, other = Place("discord", "guild", "chan"), Place("discord", "guild", "other")
+    await store.put_settings(channel, ChannelSettings(model="m-1"))
+    await store.put_settings(channel.community, ChannelSettings(extra={"language": "tr"}))
+
+    found = await store.get_settings_many([other, channel.community, channel, Place("telegram", "guild")])
+
+    assert found == [None, ChannelSettings(extra={"language": "tr"}), ChannelSettings(model="m-1"), None]
+    assert await store.get_settings_many([]) == []
+
+
+async def test_several_meta_facts_in_one_read_leave_out_the_unset(store: Store) -> None:
+    await store.set_meta("a", "1")
+    await store.set_meta("b", "two")
+
+    assert await store.get_meta_many(["b", "missing", "a"]) == {"a": "1", "b": "two"}
+    assert await store.get_meta_many([]) == {}
+
+
 # ---------------------------------------------------------------- credits
 
 
