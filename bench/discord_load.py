@@ -24,7 +24,7 @@ process's CPU seconds from the first question to the last answer finished (per a
 its peak RSS, and the CPU ratio of ours to each baseline; and the first words (a question -> the
 first Discord request showing any of its answer, median/p95 over the answers), next to the lag
 in a closing summary of every run. Figures only, no pass/fail. ``BENCH_PROFILE=<folder>`` writes
-the bot process's cProfile there.
+the bot process's cProfile there (``BENCH_PROFILE_WINDOW=<seconds>``: only that long from the questions).
 """
 
 from __future__ import annotations
@@ -138,6 +138,10 @@ def bot_process(conn: Connection, kind: str, conf: dict[str, Any]) -> None:
     if not profile_dir:
         asyncio.run(_bot_main(kind, conf, conn))
         return
+    window = float(os.environ.get("BENCH_PROFILE_WINDOW", "0"))
+    if window > 0:  # only the first seconds after the questions: where first words are decided
+        asyncio.run(_bot_main(kind, conf, conn, (window, f"{profile_dir}/{kind}-{os.getpid()}-first.prof")))
+        return
     import cProfile
 
     with cProfile.Profile() as profile:
@@ -145,12 +149,27 @@ def bot_process(conn: Connection, kind: str, conf: dict[str, Any]) -> None:
     profile.dump_stats(f"{profile_dir}/{kind}-{os.getpid()}.prof")
 
 
+def _profile_for(seconds: float, path: str) -> None:
+    import cProfile
+
+    profile = cProfile.Profile()
+    profile.enable()
+
+    def done() -> None:
+        profile.disable()
+        profile.dump_stats(path)
+
+    asyncio.get_running_loop().call_later(seconds, done)
+
+
 def _usage() -> tuple[float, int]:
     used = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process (aiosqlite's too)
     return used.ru_utime + used.ru_stime, used.ru_maxrss
 
 
-async def _bot_main(kind: str, conf: dict[str, Any], conn: Connection) -> None:
+async def _bot_main(
+    kind: str, conf: dict[str, Any], conn: Connection, window: tuple[float, str] | None = None
+) -> None:
     stop = asyncio.Event()
     bot = asyncio.create_task(_ours(conf, stop) if kind == "ours" else _naive(conf, stop, kind))
     commands = _commands(conn)
@@ -162,6 +181,9 @@ async def _bot_main(kind: str, conf: dict[str, Any], conn: Connection) -> None:
             conn.send(("died", repr(bot.exception()) if not bot.cancelled() else "cancelled"))
             return
         conn.send(("usage", _usage()))
+        if window is not None and command.result() == "mark":  # the questions are about to go out
+            _profile_for(*window)
+            window = None
         if command.result() == "stop":
             break
     stop.set()

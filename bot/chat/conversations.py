@@ -56,6 +56,9 @@ from bot.preferences import Effective, Preferences
 
 logger = logging.getLogger(__name__)
 
+# Answers reading their settings and context and holding credit at once (bench/discord_load.py:
+# 8-16 start the median answer soonest; unbounded, 200 answers all start together, late).
+PREPARING_AT_ONCE = 16
 MAX_IMAGES_PER_MESSAGE = 10  # a Telegram album or a Discord message holds up to 10
 MAX_FILES_PER_MESSAGE = 10  # a Telegram album holds up to 10
 DETAIL_KEY = "detail"  # in a channel's ChannelSettings.extra: "low", "high" or "auto"
@@ -171,6 +174,9 @@ class ConversationService:
         self._locks: dict[ConversationKey, tuple[asyncio.Lock, int]] = {}
         self._running: dict[ConversationKey, _Answer] = {}
         self._pictures = PicturePreparer()
+        # Under a burst, the first asked are the first to reach MiniToolAI: without a bound every
+        # question's statements queue behind everyone else's and all start together, late.
+        self._preparing = asyncio.Semaphore(PREPARING_AT_ONCE)
 
     # ------------------------------------------------------------ public operations
 
@@ -182,6 +188,29 @@ class ConversationService:
     async def answer(self, request: ChatRequest, view: View) -> AnswerResult:
         """Answer one message; messages of one conversation are answered in arrival order."""
         self._check_request(request)
+        async with self._preparing:
+            settings = await self._settings_for(request)
+        images, documents = await self._attachments(request, settings, picture_detail(settings))
+        text = _user_text(request, documents, bool(images))
+        key = self._key(request.place, request.user, settings)
+        async with self._turn_lock(key):
+            user_turn = Turn(
+                role="user",
+                text=text,
+                tokens=self._tokens.count_message(text),
+                author_id=request.user.holder,
+                images=images,
+            )
+            budget = self._history_budget(settings, user_turn, documents=bool(documents))
+            room = max(0, self._limits.context_max_pictures - len(images))
+            detail = picture_detail(settings)
+            async with self._preparing:
+                history = await self._history(key, budget, room, detail)
+                answer, messages = await self._reserve(key, request.user, settings, history, user_turn, False)
+            return await self._respond(answer, messages, view)
+
+    async def _settings_for(self, request: ChatRequest) -> Effective:
+        """The settings in force for ``request``, its model checked; the request counted."""
         settings = await self._prefs.effective(request.place)
         if request.model is not None:
             if request.model not in CHAT_MODELS:
@@ -203,22 +232,7 @@ class ConversationService:
                 )
             settings = dataclasses.replace(settings, model=request.model)
         await self._rates.check_chat(request.user)  # a valid request counts, before anything is reserved
-        key = self._key(request.place, request.user, settings)
-        detail = picture_detail(settings)
-        images, documents = await self._attachments(request, settings, detail)
-        text = _user_text(request, documents, bool(images))
-        async with self._turn_lock(key):
-            user_turn = Turn(
-                role="user",
-                text=text,
-                tokens=self._tokens.count_message(text),
-                author_id=request.user.holder,
-                images=images,
-            )
-            budget = self._history_budget(settings, user_turn, documents=bool(documents))
-            room = max(0, self._limits.context_max_pictures - len(images))
-            history = await self._history(key, budget, room, detail)
-            return await self._respond(key, request.user, settings, history, user_turn, view, replace=False)
+        return settings
 
     async def _attachments(
         self, request: ChatRequest, settings: Effective, detail: vision.Detail
@@ -277,24 +291,29 @@ class ConversationService:
     @metrics.records_answer
     async def regenerate(self, place: Place, user: Account, view: View) -> AnswerResult:
         """Answer the last message again, replacing the previous answer."""
-        await self._rates.check_chat(user)
-        settings = await self._prefs.effective(place)
+        async with self._preparing:
+            await self._rates.check_chat(user)
+            settings = await self._prefs.effective(place)
         key = self._key(place, user, settings)
         async with self._turn_lock(key):
             detail = picture_detail(settings)
             pictures = self._limits.context_max_pictures
-            turns = await self._store.load_context(
-                key, self._budget(settings.model), max_pictures=pictures + MAX_IMAGES_PER_MESSAGE
-            )
-            if turns and turns[-1].role == "assistant":
-                turns.pop()
-            if not turns or turns[-1].role != "user":
-                raise ValidationError(_("There is nothing to regenerate here yet. Ask me something first."))
-            user_turn = await self._ready(turns.pop(), detail)
-            budget = self._history_budget(settings, user_turn)
-            room = max(0, pictures - sum(1 for i in user_turn.images if i.data))
-            history = await self._fit(_only_newest_pictures(turns, room), budget, detail)
-            return await self._respond(key, user, settings, history, user_turn, view, replace=True)
+            async with self._preparing:
+                turns = await self._store.load_context(
+                    key, self._budget(settings.model), max_pictures=pictures + MAX_IMAGES_PER_MESSAGE
+                )
+                if turns and turns[-1].role == "assistant":
+                    turns.pop()
+                if not turns or turns[-1].role != "user":
+                    raise ValidationError(
+                        _("There is nothing to regenerate here yet. Ask me something first.")
+                    )
+                user_turn = await self._ready(turns.pop(), detail)
+                budget = self._history_budget(settings, user_turn)
+                room = max(0, pictures - sum(1 for i in user_turn.images if i.data))
+                history = await self._fit(_only_newest_pictures(turns, room), budget, detail)
+                answer, messages = await self._reserve(key, user, settings, history, user_turn, True)
+            return await self._respond(answer, messages, view)
 
     def stop(self, place: Place, user: Account, *, is_admin: bool = False) -> bool:
         """Stop the answer being written in this place (by its asker or an admin); True if one was."""
@@ -445,17 +464,16 @@ class ConversationService:
 
     # ------------------------------------------------------------ one answer
 
-    async def _respond(
+    async def _reserve(
         self,
         key: ConversationKey,
         user: Account,
         settings: Effective,
         history: list[Turn],
         user_turn: Turn,
-        view: View,
-        *,
         replace: bool,
-    ) -> AnswerResult:
+    ) -> tuple[_Answer, list[ChatMessage]]:
+        """The messages to send, and the answer about to be written with its worst case held."""
         if any(image.data for image in user_turn.images):
             _require_vision(settings.model)
         messages = _messages(settings, history, user_turn)
@@ -479,6 +497,10 @@ class ConversationService:
         answer = _Answer(
             key, user, settings, params, user_turn, estimate, text_estimate, picture_tokens, hold, replace
         )
+        return answer, messages
+
+    async def _respond(self, answer: _Answer, messages: list[ChatMessage], view: View) -> AnswerResult:
+        key = answer.key
         self._running[key] = answer
         try:
             return await self._stream(answer, messages, view)
