@@ -398,6 +398,7 @@ async def run_once(bot: str, mode: str, channels: int, args: argparse.Namespace)
             process, conn = _spawn(bot_process, bot, conf)
             try:
                 await _ready(dc, process)
+                await _quiet(dc)
                 first_request = len(dc.requests)
                 first_violation = len(dc.violations)
                 cpu0 = (await _usage_of(conn))[0]
@@ -432,6 +433,17 @@ async def _usage_of(conn: Connection) -> tuple[float, int]:
     if kind != "usage":
         raise RuntimeError(f"the bot died: {value}")
     return float(value[0]), int(value[1])
+
+
+async def _quiet(dc: FakeDiscord, seconds: float = 1.2) -> None:
+    """Until the bot's start-up requests (command sync, ...) are a second behind it: a burst of
+    questions then meets an idle bot, as it would in a running one, not one still starting."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        last = dc.requests[-1].at if dc.requests else 0.0
+        if time.monotonic() - last >= seconds:
+            return
+        await asyncio.sleep(0.1)  # polled: the fake has no "idle" event
 
 
 async def _ready(dc: FakeDiscord, process: multiprocessing.process.BaseProcess) -> None:

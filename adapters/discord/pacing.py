@@ -41,10 +41,10 @@ MAX_MESSAGE = 2000
 # covers clock granularity. (10 % cost 200 busy channels 0.1 s of median lag for nothing.)
 MARGIN = 1.02
 # Discord allows 50 requests a second per bot. The gate lets at most this many be in flight or
-# answered less than a second ago, counting the requests that do not wait for it too (a slash
-# command's setup, an error told in a channel: seen in the REST trace); the margin is for those
-# that start while it is full.
-GLOBAL_PER_SECOND = 48
+# answered less than a second ago. Every request under the limit takes a turn: those made
+# without one (a command's reply, an error told in a channel, discord.py's own) and retries wait
+# for theirs in the REST trace, so the gate's count is the whole truth and needs no margin.
+GLOBAL_PER_SECOND = 50
 GLOBAL_WINDOW = 1.0
 # A request whose answer the gate never heard of counts at most this long (a turn left unused).
 MAX_FLIGHT = 30.0
@@ -117,12 +117,13 @@ class RateBook:
 class Ticket:
     """One request's place in the :class:`GlobalGate`: from its turn until a second after its answer."""
 
-    __slots__ = ("_gate", "answered_at", "granted_at")
+    __slots__ = ("_gate", "answered_at", "granted_at", "sent")
 
     def __init__(self, gate: GlobalGate, now: float) -> None:
         self._gate = gate
         self.granted_at = now
         self.answered_at: float | None = None
+        self.sent = False  # its request left (a retry of it needs a turn of its own)
 
     def answered(self) -> None:
         """Discord's answer arrived (a retried request: its last answer counts)."""
@@ -200,10 +201,16 @@ class GlobalGate:
     def changed(self) -> None:
         self._changed.set()
 
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a turn."""
+        return sum(1 for *_, future in self._queue if not future.done())
+
     def trace(self, config: aiohttp.TraceConfig) -> aiohttp.TraceConfig:
         """Follow every REST request of the client: the answers of the gate's own (a request's
         second counts from there; discord.py may sit on an answer until a depleted bucket
-        reopens), and the requests made without a turn, which count against the budget too."""
+        reopens), and the requests made without a turn, which wait for one before they leave
+        (aiohttp awaits the trace before sending)."""
         config.on_request_start.append(self._on_request_start)
         config.on_request_end.append(self._on_request_over)
         config.on_request_exception.append(self._on_request_over)
@@ -216,8 +223,11 @@ class GlobalGate:
         params: aiohttp.TraceRequestStartParams,
     ) -> None:
         ticket = _in_flight.get()
-        if ticket is None and _GLOBAL_ROUTE.search(params.url.path):
-            ticket = self._grant(self.now())  # it goes now, whatever the gate says: count it
+        if _GLOBAL_ROUTE.search(params.url.path):
+            if ticket is None or ticket.sent:
+                # Made without a turn, or discord.py retrying one: someone may be waiting on it.
+                ticket = await self.wait(Urgency.FIRST)
+            ticket.sent = True
         context.gate_ticket = ticket
 
     async def _on_request_over(
