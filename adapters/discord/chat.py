@@ -17,7 +17,7 @@ from adapters.discord.config import DiscordConfig
 from adapters.discord.pacing import ChannelPacing
 from adapters.discord.places import PLATFORM, account, interaction_actor, interaction_place
 from adapters.discord.replies import NO_PINGS, log_error, reply, reply_error, user_text
-from adapters.discord.surface import ChannelSurface, InteractionSurface
+from adapters.discord.surface import ChannelSurface, Deferral, InteractionSurface
 from bot.chat.conversations import AnswerResult, ChatRequest
 from bot.chat.conversations import View as AnswerView
 from bot.core import Core
@@ -45,9 +45,13 @@ class ChatFlows:
 
     # ------------------------------------------------------------ interactions
 
-    async def answer_interaction(self, interaction: discord.Interaction, request: ChatRequest) -> None:
-        """Stream the answer to a deferred interaction (the caller deferred within 3 s)."""
-        surface = InteractionSurface(interaction, interaction.user.id, window=self._config.interaction_window)
+    async def answer_interaction(
+        self, interaction: discord.Interaction, request: ChatRequest, deferral: Deferral | None = None
+    ) -> None:
+        """Stream the answer to an interaction deferred by the caller (or being deferred: ``deferral``)."""
+        surface = InteractionSurface(
+            interaction, interaction.user.id, window=self._config.interaction_window, deferral=deferral
+        )
         view = self._view(surface, interaction.channel_id or 0)
         await self._run_interaction(interaction, surface, lambda: self._core.chat.answer(request, view))
 

@@ -23,6 +23,7 @@ from adapters.discord.images import ImageFlows
 from adapters.discord.language import described, local_commands
 from adapters.discord.places import account, interaction_actor, interaction_place
 from adapters.discord.replies import guarded, reply, reply_error
+from adapters.discord.surface import Deferral
 from bot.chat.conversations import ChatRequest
 from bot.commands import Reply, help_text
 from bot.core import Core
@@ -137,13 +138,17 @@ class CommandSet:
                 )
             )
         self._core.access.require_chat(interaction_place(interaction))
-        await interaction.response.defer(thinking=True)  # the 3-second deadline
+        deferral = Deferral(interaction)  # the 3-second deadline; the answer gets ready meanwhile
         try:
             files = await download_files(attached, self._config.max_image_bytes)
         except ValidationError as exc:
+            await deferral.done()
             await interaction.delete_original_response()
             await reply_error(interaction, exc, "/chat")
             return
+        except Exception:
+            await deferral.done()  # guarded() tells the person: after the defer, as a follow-up
+            raise
         request = ChatRequest(
             user=account(interaction.user),
             place=interaction_place(interaction),
@@ -151,7 +156,7 @@ class CommandSet:
             files=files,
             user_name=interaction.user.display_name if interaction.guild_id else "",
         )
-        await self._chat.answer_interaction(interaction, with_model(request, model))
+        await self._chat.answer_interaction(interaction, with_model(request, model), deferral)
 
     def _imagine_command(self) -> app_commands.Command:
         @app_commands.command(name="imagine", description=N_("Make a picture from a description."))

@@ -51,6 +51,24 @@ def _expired(exc: discord.HTTPException) -> bool:
     return exc.status == 401 or exc.code in _EXPIRED_CODES
 
 
+class Deferral:
+    """An interaction's "thinking…" answer (its 3-second deadline) on its way while the answer is
+    prepared: the upstream request need not wait for Discord's reply to the defer."""
+
+    def __init__(self, interaction: discord.Interaction) -> None:
+        self._task = asyncio.ensure_future(interaction.response.defer(thinking=True))
+
+    async def done(self) -> None:
+        """Wait for Discord's reply. A refused defer is logged: what the answer sends next finds
+        the interaction gone and goes on in the channel."""
+        try:
+            await asyncio.shield(self._task)
+        except discord.HTTPException as exc:
+            logger.warning(
+                "could not defer an interaction (%s %s): answering in the channel", exc.status, exc.code
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class _Target:
     kind: Literal["original", "followup", "channel"]
@@ -155,13 +173,27 @@ class ChannelSurface:
 class InteractionSurface:
     """Streams into a deferred interaction response, then follow-ups, then the channel."""
 
-    def __init__(self, interaction: discord.Interaction, asker_id: int, *, window: float) -> None:
+    def __init__(
+        self,
+        interaction: discord.Interaction,
+        asker_id: int,
+        *,
+        window: float,
+        deferral: Deferral | None = None,
+    ) -> None:
         self._interaction = interaction
         self._channel_id = interaction.channel_id or 0
         self._asker_id = asker_id
         self._deadline = time.monotonic() + window
         self._expired = False
         self._targets: dict[str, _Target] = {}
+        self._deferral = deferral  # every request waits for the defer's reply first
+
+    async def ready(self) -> None:
+        """The interaction is deferred (or its defer failed): its response may be written."""
+        if self._deferral is not None:
+            await self._deferral.done()
+            self._deferral = None
 
     @property
     def shown(self) -> bool:
@@ -182,6 +214,7 @@ class InteractionSurface:
         return channel
 
     async def send(self, text: str, *, final: bool) -> str:
+        await self.ready()
         handle = str(len(self._targets))
         first = not self._targets
         if self._live():
@@ -216,6 +249,7 @@ class InteractionSurface:
         return _Target("channel", message.id)
 
     async def edit(self, handle: str, text: str, *, final: bool) -> None:
+        await self.ready()
         target = self._targets[handle]
         if target.kind != "channel" and self._live():
             try:
@@ -246,6 +280,7 @@ class InteractionSurface:
     async def show_last(
         self, handle: str | None, text: str, earlier: Sequence[str], outcome: Outcome
     ) -> tuple[str, bool]:
+        await self.ready()
         first = handle or "0"
         if earlier or not self._live() or self._targets.get(first, _Target("original")).kind != "original":
             return await show_unfolded(self, handle, text)  # the buttons need a request of their own
@@ -263,6 +298,7 @@ class InteractionSurface:
         return first, True
 
     async def finish(self, handles: Sequence[str], outcome: Outcome) -> None:
+        await self.ready()
         if not handles:
             return
         target = self._targets[handles[0]]
@@ -281,6 +317,7 @@ class InteractionSurface:
 
     async def discard(self) -> None:
         """Remove the "thinking…" placeholder of an answer that never started."""
+        await self.ready()
         if not self._targets and self._live():
             try:
                 await self._interaction.delete_original_response()

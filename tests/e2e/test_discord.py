@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from tests.e2e.discord_harness import DiscordWorld, button, fences_balanced, has_button
+from tests.e2e.discord_harness import CHAT_PATH, DiscordWorld, button, fences_balanced, has_button
 from tests.fakes.discord_models import (
     INTENT_MESSAGE_CONTENT,
     MEMBER_PERMISSIONS,
@@ -217,6 +217,48 @@ async def test_chat_command_defers_then_streams_into_the_original_response(tmp_p
     calls = [r.at for r in dc.requests if interaction.token in r.path and "/webhooks/" in r.path]
     gaps = sorted(b - a for a, b in itertools.pairwise(calls))
     assert gaps[len(gaps) // 2] >= 0.95 * dc.limits.window / dc.limits.webhook_per_window
+
+
+CALLBACK = r"/interactions/\d+/[^/]+/callback"
+
+
+async def test_chat_asks_minitoolai_while_discord_is_still_answering_the_defer(tmp_path: Path) -> None:
+    """The answer gets ready while the defer is on its way; its text waits for Discord's reply."""
+    async with DiscordWorld.open(tmp_path) as world:
+        dc = world.dc
+        world.ai.chat_scripts.append(ChatScript(tokens=["Hel", "lo"]))
+        slow_discord = dc.hold_next("POST", CALLBACK)
+        async with world.bot():
+            interaction = await dc.slash_command(
+                world.guild, world.general, world.alice, "chat", {"prompt": "hi"}
+            )
+            async with asyncio.timeout(5):
+                await world.ai.wait_requests(CHAT_PATH, 1)
+            assert interaction.callback_type is None  # Discord has not answered the defer yet
+            slow_discord.set()
+            await world.original_with(interaction, "regen")
+        original = world.original(interaction)
+    assert 5 == interaction.callback_type
+    assert original is not None and "Hello" == original.content
+    assert [] == dc.violations
+
+
+async def test_a_refusal_while_the_defer_is_on_its_way_comes_after_it(tmp_path: Path) -> None:
+    """No credit, and Discord slow to answer the defer: the refusal still arrives, privately."""
+    async with DiscordWorld.open(tmp_path) as world:
+        dc = world.dc
+        slow_discord = dc.hold_next("POST", CALLBACK)
+        async with world.bot(starting_grant_usd=Decimal("0")):
+            interaction = await dc.slash_command(
+                world.guild, world.general, world.alice, "chat", {"prompt": "hi"}
+            )
+            await world.wait(lambda: dc.holding)  # the defer has reached Discord, unanswered
+            slow_discord.set()
+            refusals = await world.wait(lambda: world.ephemerals(interaction))
+            original = world.original(interaction)
+    assert "credit" in refusals[0].content.lower() or "balance" in refusals[0].content.lower()
+    assert original is not None and original.deleted
+    assert [] == world.chat_requests()
 
 
 async def test_an_answer_over_2000_characters_continues_in_followups_with_valid_fences(

@@ -123,6 +123,8 @@ class FakeDiscord:
     ) -> None:
         self.token = token
         self._limiter = RateLimiter(limits or DiscordLimits())
+        self._holds: list[tuple[str, re.Pattern[str], asyncio.Event]] = []
+        self.holding: list[str] = []  # paths of the requests held right now (hold_next)
         self.approved_intents = approved_intents
         self.echo_own_messages = echo_own_messages
         self._ids = SnowflakeFactory()
@@ -308,6 +310,13 @@ class FakeDiscord:
         """
         pattern = re.compile(path_pattern)
         self._limiter.add_fault(Fault(method.upper(), pattern, status, retry_after, times, is_global, via))
+
+    def hold_next(self, method: str, path_pattern: str) -> asyncio.Event:
+        """The next matching request (path regex, no `/api/v10`) is answered only once the returned
+        event is set, as when Discord is slow to answer; its arrival is recorded as it comes."""
+        release = asyncio.Event()
+        self._holds.append((method.upper(), re.compile(path_pattern), release))
+        return release
 
     def age_interaction(self, interaction: FakeInteraction, seconds: float) -> None:
         """Pretend `interaction` was created `seconds` earlier (deadline and token tests)."""
@@ -648,6 +657,7 @@ class FakeDiscord:
             if spec.bot_auth and request.headers.get(hdrs.AUTHORIZATION) != f"Bot {self.token}":
                 raise DiscordError(401, 0, "401: Unauthorized")
             body = await read_body(request, self.limits.request_limit)
+            await self._held(request.method, path)
             if (fault := self._limiter.take_fault(request.method, path)) is not None:
                 response = self._limiter.fault_response(fault)
                 await self._record(request, path, body, response, now, injected=True)
@@ -662,6 +672,16 @@ class FakeDiscord:
             response = json_response(error.status, error.body(), headers)
         await self._record(request, path, body, response, now)
         return response
+
+    async def _held(self, method: str, path: str) -> None:
+        for i, (held_method, pattern, release) in enumerate(self._holds):
+            if held_method == method and pattern.fullmatch(path):
+                del self._holds[i]
+                self.holding.append(path)
+                await self.notify()
+                await release.wait()
+                self.holding.remove(path)
+                return
 
     async def _record(
         self,
