@@ -46,6 +46,9 @@ MARGIN = 1.02
 # for theirs in the REST trace, so the gate's count is the whole truth and needs no margin.
 GLOBAL_PER_SECOND = 50
 GLOBAL_WINDOW = 1.0
+# Several shard processes (REDIS_URL) book evenly spaced slots, one per 1/48 s: the spacing leaves
+# two of Discord's fifty for the latency jitter between processes, which no shared count sees.
+SHARED_PER_SECOND = 48
 # A request whose answer the gate never heard of counts at most this long (a turn left unused).
 MAX_FLIGHT = 30.0
 TYPING_SHARE = 0.5  # "typing…" only while the gate is idle and at most this share of it is used
@@ -242,7 +245,7 @@ class GlobalGate:
         ticket = await self._turn(urgency)
         if self._shared is not None:
             try:
-                delay = await self._shared.reserve([(self._name, self.window / self.per_window)])
+                delay = await self._shared.reserve([(self._name, self.window / SHARED_PER_SECOND)])
                 if delay > 0:
                     await self._sleep(delay)  # our booked slot, whichever process books next
             except BaseException:
