@@ -105,24 +105,7 @@ class Preferences:
         return updated
 
     async def set_model(self, actor: Actor, place: Place, model: str) -> str:
-        name = model.strip().lower()
-        if name not in CHAT_MODELS:
-            raise ValidationError(
-                _(
-                    "I don't know the model “{model}”. Choose one of: {models}.",
-                    model=model,
-                    models=", ".join(CHAT_MODELS),
-                )
-            )
-        allowed = (await self.effective(place)).allowed_chat_models
-        if allowed and name not in allowed:
-            raise NotAllowed(
-                _(
-                    "The chat model {model} is not allowed here. Choose one of: {models}.",
-                    model=name,
-                    models=", ".join(allowed),
-                )
-            )
+        name = usable_chat_model(model, (await self.effective(place)).allowed_chat_models)
         await self.update(actor, place, N_("change the model"), model=name)
         return name
 
@@ -211,3 +194,26 @@ class Preferences:
         if allowed is not None:
             changes["allowed_image_models"] = allowed
         await self.update(actor, place.community, N_("change the image models"), **changes)
+
+
+def usable_chat_model(model: str, allowed: tuple[str, ...] = ()) -> str:
+    """``model`` as the chat model's name (case and spaces aside), if it exists and ``allowed``
+    (``()``: every model) lets the place use it; else the reason, for the person."""
+    name = model.strip().lower()
+    if name not in CHAT_MODELS:
+        raise ValidationError(
+            _(
+                "I don't know the model “{model}”. Choose one of: {models}.",
+                model=model,
+                models=", ".join(CHAT_MODELS),
+            )
+        )
+    if allowed and name not in allowed:
+        raise NotAllowed(
+            _(
+                "The chat model {model} is not allowed here. Choose one of: {models}.",
+                model=name,
+                models=", ".join(allowed),
+            )
+        )
+    return name

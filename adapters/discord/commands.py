@@ -40,6 +40,7 @@ from bot.minitoolai.models import (
     STEPS_RANGE,
 )
 from bot.ports import Account, Actor, Place
+from bot.preferences import usable_chat_model
 
 CHAT_MODEL_CHOICES = [app_commands.Choice(name=m, value=m) for m in CHAT_MODELS]
 IMAGE_MODEL_CHOICES = [app_commands.Choice(name=m, value=m) for m in IMAGE_MODELS][:25]
@@ -129,14 +130,8 @@ class CommandSet:
         model: str | None,
     ) -> None:
         # Checks that need no I/O come first, so a mistake gets a clean ephemeral reply.
-        if model is not None and model not in CHAT_MODELS:
-            raise ValidationError(
-                _(
-                    "I don't know the model “{model}”. Choose one of: {models}.",
-                    model=model,
-                    models=", ".join(CHAT_MODELS),
-                )
-            )
+        if model is not None:
+            usable_chat_model(model)  # the place's own list is the core's to check
         self._core.access.require_chat(interaction_place(interaction))
         deferral = Deferral(interaction)  # the 3-second deadline; the answer gets ready meanwhile
         try:

@@ -36,7 +36,7 @@ from bot.chat.attachments import Document, PicturePreparer, Upload, classify, re
 from bot.chat.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, TokenCounter
 from bot.credits import CreditService, Hold
 from bot.display.streaming import Outcome, PacingPolicy, StreamPresenter, Surface, TokenBucket
-from bot.errors import MiniToolAIError, NotAllowed, StreamInterrupted, ValidationError
+from bot.errors import MiniToolAIError, StreamInterrupted, ValidationError
 from bot.i18n import N_, _, integer
 from bot.minitoolai.models import CHAT_MODELS
 from bot.minitoolai.types import ChatEvent, ChatMessage, ChatParams, ImageInput, TextDelta, Usage
@@ -52,7 +52,7 @@ from bot.ports import (
     Turn,
     TurnStatus,
 )
-from bot.preferences import Effective, Preferences
+from bot.preferences import Effective, Preferences, usable_chat_model
 
 logger = logging.getLogger(__name__)
 
@@ -213,24 +213,8 @@ class ConversationService:
         """The settings in force for ``request``, its model checked; the request counted."""
         settings = await self._prefs.effective(request.place)
         if request.model is not None:
-            if request.model not in CHAT_MODELS:
-                raise ValidationError(
-                    _(
-                        "I don't know the model “{model}”. Choose one of: {models}.",
-                        model=request.model,
-                        models=", ".join(CHAT_MODELS),
-                    )
-                )
-            allowed = settings.allowed_chat_models
-            if allowed and request.model not in allowed:
-                raise NotAllowed(
-                    _(
-                        "The chat model {model} is not allowed here. Choose one of: {models}.",
-                        model=request.model,
-                        models=", ".join(allowed),
-                    )
-                )
-            settings = dataclasses.replace(settings, model=request.model)
+            model = usable_chat_model(request.model, settings.allowed_chat_models)
+            settings = dataclasses.replace(settings, model=model)
         await self._rates.check_chat(request.user)  # a valid request counts, before anything is reserved
         return settings
 

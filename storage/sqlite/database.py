@@ -45,7 +45,22 @@ def _args(values: Sequence[object]) -> tuple[object, ...]:
 _DML = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
 
-class SqliteTx:
+class _Rows:
+    """``fetchrow`` and ``fetchval``, from a transaction's ``fetch``."""
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        raise NotImplementedError
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: object) -> Any:
+        rows = await self.fetch(sql, *args)
+        return rows[0][0] if rows else None
+
+
+class SqliteTx(_Rows):
     """Statements on one aiosqlite connection (inside a transaction when writing)."""
 
     def __init__(self, conn: aiosqlite.Connection, *, begin: bool = False) -> None:
@@ -66,14 +81,6 @@ class SqliteTx:
         await self._ready(sql)
         return list(await self._conn.execute_fetchall(sql, _args(args)))
 
-    async def fetchrow(self, sql: str, *args: object) -> Row | None:
-        rows = await self.fetch(sql, *args)
-        return rows[0] if rows else None
-
-    async def fetchval(self, sql: str, *args: object) -> Any:
-        rows = await self.fetch(sql, *args)
-        return rows[0][0] if rows else None
-
     async def execute(self, sql: str, *args: object) -> int:
         await self._ready(sql)
         cursor = await self._conn.execute(sql, _args(args))
@@ -84,7 +91,7 @@ class SqliteTx:
         await self._conn.executemany(sql, [_args(row) for row in rows])
 
 
-class DirectTx:
+class DirectTx(_Rows):
     """Statements on the sqlite3 connection itself, inside aiosqlite's thread (``run_write``).
 
     Its methods are coroutines only to share the :class:`~storage.database.Tx` protocol: they
@@ -96,14 +103,6 @@ class DirectTx:
 
     async def fetch(self, sql: str, *args: object) -> list[Row]:
         return list(self._conn.execute(sql, _args(args)).fetchall())
-
-    async def fetchrow(self, sql: str, *args: object) -> Row | None:
-        rows = await self.fetch(sql, *args)
-        return rows[0] if rows else None
-
-    async def fetchval(self, sql: str, *args: object) -> Any:
-        rows = await self.fetch(sql, *args)
-        return rows[0][0] if rows else None
 
     async def execute(self, sql: str, *args: object) -> int:
         return self._conn.execute(sql, _args(args)).rowcount

@@ -6,7 +6,7 @@ import pytest
 
 from bot.errors import NotAllowed, ValidationError
 from bot.ports import Account, Actor, ChannelSettings, Place
-from bot.preferences import MAX_SYSTEM_PROMPT_CHARS, ChatDefaults, Preferences
+from bot.preferences import MAX_SYSTEM_PROMPT_CHARS, ChatDefaults, Preferences, usable_chat_model
 from tests.fakes.memory_store import MemoryStore
 
 DEFAULTS = ChatDefaults(
@@ -121,6 +121,16 @@ async def test_unknown_models_and_modes_are_refused_with_the_choices() -> None:
         await p.set_context_mode(SERVER_ADMIN, CHANNEL, "everyone")
     with pytest.raises(ValidationError, match="image model"):
         await p.set_image_models(SERVER_ADMIN, CHANNEL, allowed=("nope",))
+
+
+def test_one_rule_names_a_chat_model_for_every_path() -> None:
+    """/model, /chat model: and a Discord option all go through usable_chat_model."""
+    assert "gpt-4o" == usable_chat_model(" GPT-4o ")
+    assert "gpt-4o" == usable_chat_model("gpt-4o", ("gpt-4o", "gpt-4o-mini"))
+    with pytest.raises(ValidationError, match="gpt-4o-mini"):
+        usable_chat_model("gpt-5")
+    with pytest.raises(NotAllowed, match="gpt-4o-mini"):
+        usable_chat_model("gpt-4o", ("gpt-4o-mini",))
 
 
 @pytest.mark.parametrize("value", [-0.1, 2.01, float("nan"), float("inf")])
