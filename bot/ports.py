@@ -338,6 +338,9 @@ class LedgerStore(Protocol):
     ) -> list[LedgerEntry]:
         """Newest first."""
 
+    async def held(self, account: Account, *, spender: Account | None = None) -> int:
+        """Sum of ``account``'s open reservations (those made for ``spender`` only, if given)."""
+
     async def charged_between(
         self, account: Account, start: datetime, end: datetime, *, spender: Account | None = None
     ) -> int:

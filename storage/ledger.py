@@ -307,6 +307,17 @@ class LedgerMixin:
             )
         return [entry_from_row(row) for row in rows]
 
+    async def held(self, account: Account, *, spender: Account | None = None) -> int:
+        where, args = "platform = ? AND holder = ? AND state = 'open'", [account.platform, account.holder]
+        if spender is not None:
+            where += " AND spender_platform = ? AND spender_holder = ?"
+            args += [spender.platform, spender.holder]
+        async with self._db.read() as tx:
+            total = await tx.fetchval(
+                f"SELECT COALESCE(SUM(amount), 0) FROM reservations WHERE {where}", *args
+            )
+        return int(total)
+
     async def charged_between(
         self, account: Account, start: datetime, end: datetime, *, spender: Account | None = None
     ) -> int:

@@ -563,10 +563,7 @@ class CreditService:
             return None
         start, end = periods.day_bounds(now, self.policy.tz)
         spent = await self.store.charged_between(pool, start, end, spender=user)
-        # Open holds count against the cap too; they are few (requests in flight).
-        held = sum(
-            r.amount for r in await self.store.open_reservations() if r.account == pool and r.spender == user
-        )
+        held = await self.store.held(pool, spender=user)  # open holds count against the cap too
         return PoolStatus(balance, await self.pool_cap(community), spent, held)
 
     # ------------------------------------------------------------ reports

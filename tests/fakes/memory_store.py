@@ -534,6 +534,14 @@ class MemoryStore:
             if r.closed_at is not None and start <= r.closed_at < end
         )
 
+    async def held(self, account: Account, *, spender: Account | None = None) -> int:
+        await self._checkpoint()
+        return sum(
+            r.amount
+            for r in self._reservations.values()
+            if r.state == "open" and r.account == account and (spender is None or r.spender == spender)
+        )
+
     async def spent_between(self, start: datetime, end: datetime) -> int:
         await self._checkpoint()
         start = _require_aware(start, "start")

@@ -334,6 +334,19 @@ async def test_top_up_fills_to_the_cap_once_per_key(store: Store) -> None:
     assert await ledger_sum(store, ALICE) == 60
 
 
+async def test_held_sums_the_open_holds_of_an_account_and_of_one_spender(store: Store) -> None:
+    pool, alice, bob = Account("discord", "pool:g"), Account("discord", "a"), Account("discord", "b")
+    await store.open_account(pool, starting_grant=1000, reason="funded")
+    assert await store.reserve("r1", pool, 100, purpose="chat", reason="x", spender=alice)
+    assert await store.reserve("r2", pool, 200, purpose="chat", reason="x", spender=bob)
+    assert await store.reserve("r3", pool, 40, purpose="chat", reason="x", spender=alice)
+    await store.settle("r3", 10, reason="done")
+
+    assert await store.held(pool) == 300
+    assert await store.held(pool, spender=alice) == 100
+    assert await store.held(alice) == 0
+
+
 async def test_reserve_settle_keeps_the_charge_and_returns_the_rest(store: Store) -> None:
     """Settling keeps min(charged, amount), refunds the rest, and closes the reservation once."""
     await store.open_account(ALICE, starting_grant=100, reason="welcome")
