@@ -10,6 +10,7 @@ workers can share one bot behind a load balancer.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
@@ -176,22 +177,34 @@ class TelegramAdapter:
 
     async def _set_commands(self, app: Application, extra: tuple[tuple[str, str], ...] = ()) -> None:
         """The command menu, description and short description: the owner's DEFAULT_LANGUAGE for
-        everyone, and each of our languages for the clients set to it (its ``language_code``s)."""
+        everyone, and each of our languages for the clients set to it (its ``language_code``s).
+
+        Registered only when they differ from the last registration (its hash is kept in the
+        database): a restart, or the other workers sharing the database, send nothing."""
         every = (*COMMANDS, *ACCESS_COMMANDS, *extra)
+        menus: list[tuple[str, list[tuple[str, str]], str, str]] = []
         for language, codes in menu_languages():
             with using(language):
-                commands = [BotCommand(name, _(text)) for name, text in every]
+                commands = [(name, _(text)) for name, text in every]
                 description, short = _(DESCRIPTION), _(SHORT_DESCRIPTION)
-            for code in codes:
-                try:
-                    await app.bot.set_my_commands(commands, language_code=code)
-                    await app.bot.set_my_description(description, language_code=code)
-                    await app.bot.set_my_short_description(short, language_code=code)
-                except TelegramError:
-                    logger.warning(
-                        "Telegram: could not register the command menu (%s)", code or "default", exc_info=True
-                    )
-                    return
+            menus.extend((code, commands, description, short) for code in codes)
+        key = f"telegram.menus.{app.bot.id}"
+        wanted = hashlib.sha256(json.dumps(menus, ensure_ascii=False).encode()).hexdigest()
+        store = self._core.credits.store
+        if await store.get_meta(key) == wanted:
+            logger.info("Telegram: command menus unchanged; not registering them")
+            return
+        for code, commands, description, short in menus:
+            try:
+                await app.bot.set_my_commands([BotCommand(*c) for c in commands], language_code=code)
+                await app.bot.set_my_description(description, language_code=code)
+                await app.bot.set_my_short_description(short, language_code=code)
+            except TelegramError:
+                logger.warning(
+                    "Telegram: could not register the command menu (%s)", code or "default", exc_info=True
+                )
+                return  # not noted as registered: the next start tries again
+        await store.set_meta(key, wanted)
 
     async def _poll(self, app: Application, stop: asyncio.Event) -> None:
         assert app.updater is not None

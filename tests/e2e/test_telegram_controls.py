@@ -50,6 +50,18 @@ async def test_commands_are_registered_at_start(tmp_path: Path) -> None:
     assert {"grant", "take", "setbalance", "pool", "spending"} <= registered
 
 
+async def test_a_restart_with_the_same_menus_registers_nothing(tmp_path: Path) -> None:
+    """The menus' hash is kept in the database: the same menus are not sent again (a restart, or
+    another worker on the same database)."""
+    menus = ("setMyCommands", "setMyDescription", "setMyShortDescription")
+    async with running_bot(tmp_path) as h:
+        first = [r.method for r in h.tg.requests if r.method in menus and r.ok]
+    async with running_bot(tmp_path) as h:
+        again = [r.method for r in h.tg.requests if r.method in menus]
+    assert set(first) == set(menus) and len(first) % 3 == 0
+    assert [] == again
+
+
 async def test_stop_button_ends_the_answer_and_offers_regenerate(tmp_path: Path) -> None:
     """Pressing Stop while a group answer streams stops the upstream stream and keeps what was written."""
     async with running_bot(tmp_path) as h:
