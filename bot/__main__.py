@@ -268,9 +268,18 @@ def build_core(
         images_per_hour=settings.user_images_per_hour,
         storage=rate_storage,
     )
-    chat = ConversationService(store, client, credits, prefs, tokens, limits, rates=rates, gate=gate)
+    chat = ConversationService(
+        store, client, credits, prefs, tokens, limits, rates=rates, gate=gate, access=access
+    )
     images = ImageService(
-        store, client, credits, prefs, image_config(settings), rates=rates, shared_slots=shared_slots
+        store,
+        client,
+        credits,
+        prefs,
+        image_config(settings),
+        rates=rates,
+        shared_slots=shared_slots,
+        access=access,
     )
     return Core(
         chat=chat,

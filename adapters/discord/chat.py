@@ -135,7 +135,6 @@ class ChatFlows:
         if interaction.user.id != asker_id:
             raise NotAllowed(_("Only the person who asked can regenerate this answer."))
         place = interaction_place(interaction)
-        self._core.access.require_chat(place)
         await interaction.response.defer(thinking=True)
         asker = Account(place.platform, str(asker_id))
         surface = InteractionSurface(interaction, asker_id, window=self._config.interaction_window)

@@ -132,7 +132,6 @@ class CommandSet:
         # Checks that need no I/O come first, so a mistake gets a clean ephemeral reply.
         if model is not None:
             usable_chat_model(model)  # the place's own list is the core's to check
-        self._core.access.require_chat(interaction_place(interaction))
         deferral = Deferral(interaction)  # the 3-second deadline; the answer gets ready meanwhile
         try:
             files = await download_files(attached, self._config.max_image_bytes)

@@ -148,7 +148,6 @@ class ImageFlows:
         self, interaction: discord.Interaction, options: ImageOptions, channel_id: int
     ) -> object:
         place = interaction_place(interaction)
-        self._core.access.require_images(place)
         return await self.service.submit(
             account(interaction.user),
             place,
@@ -159,7 +158,6 @@ class ImageFlows:
 
     async def image_regenerate(self, interaction: discord.Interaction, job_id: str) -> None:
         channel_id = interaction.channel_id or 0
-        self._core.access.require_images(interaction_place(interaction))
         await self._privately(
             interaction,
             lambda: self.service.regenerate(

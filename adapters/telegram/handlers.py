@@ -310,7 +310,6 @@ class Handlers:
         if not text.strip() and attachment_of(replied) is None:
             await self._reply(bot, who.target, _(ASK_HINT))
             return
-        self._core.access.require_chat(who.place)
         await self._chat(bot, message, who, text)
 
     async def _stop_command(self, message: Message, who: Incoming, args: str, bot: Bot) -> None:
@@ -322,7 +321,6 @@ class Handlers:
         if not args.strip():
             await self._reply(bot, who.target, usage_text())
             return
-        self._core.access.require_images(who.place)
         options = parse_imagine_args(args)
         actor = await self._actor(bot, message, who)
         surface = self._images.for_place(who.place)
@@ -427,7 +425,7 @@ class Handlers:
                 _("Stopping.") if stopped else _("Only the person who asked, or an admin, can stop it.")
             )
         elif data == REGENERATE_DATA:
-            self._core.access.require_chat(who.place)
+            self._core.access.require_chat(who.place)  # before the toast; the core checks it too
             await query.answer(_("Writing it again…"))
             surface = TelegramChatSurface(bot, who.target, self._drafts, self._pacing)
             chat_id = who.target.chat_id
@@ -456,7 +454,7 @@ class Handlers:
             await service.delete(job_id, who.user, is_admin=self._core.prefs.is_admin(actor))
             await query.answer(_("Deleted."))
             return
-        self._core.access.require_images(who.place)
+        self._core.access.require_images(who.place)  # before the toast; the core checks it too
         await query.answer(_("Making it again…"))
         await service.regenerate(
             job_id, who.user, self._images.for_place(who.place), is_admin=actor.is_platform_admin

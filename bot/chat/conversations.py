@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.access.rates import RateLimits
+from bot.access.service import AccessService
 from bot.chat import vision
 from bot.chat.attachments import Document, PicturePreparer, Upload, classify, read_document
 from bot.chat.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, TokenCounter
@@ -162,7 +163,9 @@ class ConversationService:
         *,
         rates: RateLimits | None = None,
         gate: AnswerGate | None = None,
+        access: AccessService | None = None,
     ) -> None:
+        self._access = access  # the community admins' /disable chat, enforced here for every path
         self._rates = rates or RateLimits()
         self._gate = gate  # several processes: one answer per conversation across them all
         self._store = store
@@ -188,6 +191,7 @@ class ConversationService:
     async def answer(self, request: ChatRequest, view: View) -> AnswerResult:
         """Answer one message; messages of one conversation are answered in arrival order."""
         self._check_request(request)
+        self._require_chat(request.place)
         async with self._preparing:
             settings = await self._settings_for(request)
         images, documents = await self._attachments(request, settings, picture_detail(settings))
@@ -275,6 +279,7 @@ class ConversationService:
     @metrics.records_answer
     async def regenerate(self, place: Place, user: Account, view: View) -> AnswerResult:
         """Answer the last message again, replacing the previous answer."""
+        self._require_chat(place)
         async with self._preparing:
             await self._rates.check_chat(user)
             settings = await self._prefs.effective(place)
@@ -298,6 +303,10 @@ class ConversationService:
                 history = await self._fit(_only_newest_pictures(turns, room), budget, detail)
                 answer, messages = await self._reserve(key, user, settings, history, user_turn, True)
             return await self._respond(answer, messages, view)
+
+    def _require_chat(self, place: Place) -> None:
+        if self._access is not None:
+            self._access.require_chat(place)
 
     def stop(self, place: Place, user: Account, *, is_admin: bool = False) -> bool:
         """Stop the answer being written in this place (by its asker or an admin); True if one was."""

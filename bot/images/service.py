@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Protocol
 
 from bot.access.rates import RateLimits
+from bot.access.service import AccessService
 from bot.credits import CreditService, Hold, RecoveryDecision, Resolver
 from bot.display.streaming import PacingPolicy, TokenBucket
 from bot.display.text import truncate
@@ -233,7 +234,9 @@ class ImageService:
         sleep: Sleep = asyncio.sleep,
         rates: RateLimits | None = None,
         shared_slots: SharedSlots | None = None,
+        access: AccessService | None = None,
     ) -> None:
+        self._access = access  # the community admins' /disable images, enforced here for every path
         self._rates = rates or RateLimits()
         self._shared_slots = shared_slots  # REDIS_URL: the per-user limit across processes
         self._store = store
@@ -313,6 +316,8 @@ class ImageService:
         (the job is stored as cancelled; nothing goes upstream).
         """
         self._check_open()
+        if self._access is not None:
+            self._access.require_images(place)
         params = await self._resolve(place, options, is_admin=is_admin)
         await self._rates.check_image(user)  # a valid request counts; nothing is reserved if too fast
         self._take_slot(user)

@@ -14,6 +14,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bot.access.policy import AccessLists
+from bot.access.service import AccessService
 from bot.credits import CreditPolicy, CreditService
 from bot.errors import InsufficientCredits, NotAllowed, QueueFull, ValidationError
 from bot.images.options import ImageOptions
@@ -48,7 +50,7 @@ class Rig:
     time: SteppingTime
     platform: FakeImagePlatform
 
-    def service(self, config: ImageConfig = FAST) -> ImageService:
+    def service(self, config: ImageConfig = FAST, access: AccessService | None = None) -> ImageService:
         service = ImageService(
             self.store,
             self.client,
@@ -57,6 +59,7 @@ class Rig:
             config,
             clock=self.time.clock,
             sleep=self.time.sleep,
+            access=access,
         )
         service.register_platform("telegram", self.platform)
         return service
@@ -116,6 +119,20 @@ async def stored(rig: Rig, job: ImageJob) -> ImageJob:
 
 
 # ---------------------------------------------------------------- the happy path
+
+
+async def test_pictures_switched_off_here_are_refused_before_anything_is_stored(rig: Rig) -> None:
+    """/disable images holds whichever adapter asks: no job, no hold, nothing upstream."""
+    access = AccessService(rig.store, AccessLists())
+    await access.switch(Actor(ALICE, is_platform_admin=True), GROUP, "images", on=False)
+    service = rig.service(access=access)
+
+    with pytest.raises(NotAllowed):
+        await service.submit(ALICE, GROUP, fox(), rig.platform.surface(GROUP))
+
+    assert [] == await rig.store.unfinished_jobs()
+    assert [] == rig.fake.requests_to(SUBMIT)
+    assert await rig.balance(ALICE) is None
 
 
 async def test_image_is_posted_after_pending_polls_and_charged_once(rig: Rig) -> None:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from bot.access.policy import AccessLists
+from bot.access.service import AccessService
 from bot.chat.conversations import ChatLimits, ChatRequest, ConversationService, View
 from bot.chat.tokens import TokenCounter
 from bot.commands import Commands
@@ -56,8 +58,8 @@ class Rig:
     commands: Commands
 
 
-def rig(**policy: object) -> Rig:
-    store = MemoryStore()
+def rig(*, access: AccessService | None = None, store: MemoryStore | None = None, **policy: object) -> Rig:
+    store = store or MemoryStore()
     api = ScriptedChat()
     credits = CreditService(
         store,
@@ -66,13 +68,35 @@ def rig(**policy: object) -> Rig:
     )
     defaults = ChatDefaults(model="gpt-4o-mini", system_prompt="", temperature=None, image_model="realvision")
     prefs = Preferences(store, defaults, frozenset({"telegram:1"}))
-    chat = ConversationService(store, api, credits, prefs, TokenCounter(), ChatLimits())
+    chat = ConversationService(store, api, credits, prefs, TokenCounter(), ChatLimits(), access=access)
     return Rig(store, api, chat, credits, Commands(chat, credits, prefs))
 
 
 async def say(r: Rig, text: str, place: Place = GROUP, user: Account = MEMBER.account) -> None:
     view = View(RecordingSurface(time.monotonic), PacingPolicy(min_interval=0, max_length=4000))
     await r.chat.answer(ChatRequest(user, place, text), view)
+
+
+# ---------------------------------------------------------------- switches
+
+
+async def test_chat_switched_off_here_is_refused_by_the_core_for_every_path() -> None:
+    """/disable chat holds whichever adapter asks: nothing is reserved, nothing goes upstream."""
+    store = MemoryStore()
+    access = AccessService(store, AccessLists())
+    r = rig(access=access, store=store)
+    await say(r, "hello")  # on: answered
+    await access.switch(GROUP_ADMIN, GROUP, "chat", on=False)
+
+    with pytest.raises(NotAllowed):
+        await say(r, "again")
+    view = View(RecordingSurface(time.monotonic), PacingPolicy(min_interval=0, max_length=4000))
+    with pytest.raises(NotAllowed):
+        await r.chat.regenerate(GROUP, MEMBER.account, view)
+    await say(r, "elsewhere", place=DM)  # another place is not affected
+
+    assert 2 == len(r.api.requests)
+    assert [] == await store.open_reservations()
 
 
 # ---------------------------------------------------------------- model
