@@ -94,11 +94,17 @@ class ConversationsMixin:
 
     async def reset(self, key: ConversationKey) -> int:
         async with self._db.write() as tx:
+            # The conversation's own pictures are the only ones its reset can leave unused.
+            pictures = await tx.fetch(
+                "SELECT DISTINCT r.digest FROM turn_pictures r JOIN turns t ON t.id = r.turn_id"
+                f" WHERE t.conversation_id = {_CONVERSATION_ID}",
+                *_key_args(key),
+            )
             deleted = await tx.execute(
                 f"DELETE FROM turns WHERE conversation_id = {_CONVERSATION_ID}", *_key_args(key)
             )
-            if deleted:
-                await _delete_unused_pictures(tx)
+            if pictures:
+                await _delete_unused_pictures(tx, [row["digest"] for row in pictures])
             return deleted
 
     async def prune(self, *, older_than: datetime | None = None, keep_last: int | None = None) -> int:
