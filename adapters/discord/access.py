@@ -85,8 +85,7 @@ class AccessGate:
         if decision.allowed:
             return True
         logger.info("refused %s in %s/%s: %s", message.author.id, place.scope, place.channel, decision.reason)
-        key = (PLATFORM, place.scope, place.channel, "" if decision.about_place else str(message.author.id))
-        if message.guild is None or access.first_notice(key):
+        if access.tell_refusal(place, account(message.author), decision):
             await say(message, decision.sentence)
         return False
 

@@ -93,11 +93,10 @@ class AccessHandlers:
         logger.info("refused %s in %s: %s", who.user.holder, who.place.scope, decision.reason)
         if query is not None:
             await query.answer(decision.sentence, show_alert=True)
-        elif who.private or addressed(message, context.bot):
-            place = who.place
-            key = (PLATFORM, place.scope, place.channel, "" if decision.about_place else who.user.holder)
-            if who.private or access.first_notice(key):
-                await self._say(context.bot, who, decision.sentence)
+        elif (who.private or addressed(message, context.bot)) and access.tell_refusal(
+            who.place, who.user, decision
+        ):
+            await self._say(context.bot, who, decision.sentence)
         raise ApplicationHandlerStop
 
     # ------------------------------------------------------------ commands

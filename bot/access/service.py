@@ -20,7 +20,7 @@ from bot.access.policy import AccessLists, Asker, Decision, decide, parse_kind, 
 from bot.errors import NotAllowed, ValidationError
 from bot.i18n import N_, _
 from bot.ops import metrics
-from bot.ports import AccessKind, AccessRule, AccessStore, Actor, ChannelSwitches, Place
+from bot.ports import AccessKind, AccessRule, AccessStore, Account, Actor, ChannelSwitches, Place
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +74,14 @@ class AccessService:
         if not decision.allowed:
             metrics.access_refused(asker.place.platform, decision.reason)
         return decision
+
+    def tell_refusal(self, place: Place, user: Account, decision: Decision) -> bool:
+        """Whether to say this refusal: always in a private chat; in a group once per chat when the
+        place is refused, once per member and chat when the member is (not on every message)."""
+        if place.is_private:
+            return True
+        who = "" if decision.about_place else user.holder
+        return self.first_notice((place.platform, place.scope, place.channel, who))
 
     def first_notice(self, key: Hashable) -> bool:
         """True the first time a refusal is to be said under ``key`` (a chat), then False."""
