@@ -58,15 +58,17 @@ class Deferral:
     def __init__(self, interaction: discord.Interaction) -> None:
         self._task = asyncio.ensure_future(interaction.response.defer(thinking=True))
 
-    async def done(self) -> None:
-        """Wait for Discord's reply. A refused defer is logged: what the answer sends next finds
-        the interaction gone and goes on in the channel."""
+    async def done(self) -> bool:
+        """Wait for Discord's reply; False if it refused the defer (logged; e.g. the interaction's
+        3 seconds were over): the answer then goes to the channel as plain messages."""
         try:
             await asyncio.shield(self._task)
         except discord.HTTPException as exc:
             logger.warning(
                 "could not defer an interaction (%s %s): answering in the channel", exc.status, exc.code
             )
+            return False
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +194,8 @@ class InteractionSurface:
     async def ready(self) -> None:
         """The interaction is deferred (or its defer failed): its response may be written."""
         if self._deferral is not None:
-            await self._deferral.done()
+            if not await self._deferral.done():
+                self._expired = True  # no response to write into: the channel it is
             self._deferral = None
 
     @property

@@ -243,6 +243,26 @@ async def test_chat_asks_minitoolai_while_discord_is_still_answering_the_defer(t
     assert [] == dc.violations
 
 
+async def test_a_defer_discord_refuses_leaves_the_answer_in_the_channel(tmp_path: Path) -> None:
+    """The bot was too late (Discord's 3 seconds were over when the defer arrived): the answer,
+    already under way, is posted in the channel rather than lost."""
+    async with DiscordWorld.open(tmp_path) as world:
+        dc = world.dc
+        world.ai.chat_scripts.append(ChatScript(tokens=["Hel", "lo"]))
+        slow_discord = dc.hold_next("POST", CALLBACK)
+        async with world.bot():
+            interaction = await dc.slash_command(
+                world.guild, world.general, world.alice, "chat", {"prompt": "hi"}
+            )
+            await world.wait(lambda: dc.holding)
+            dc.age_interaction(interaction, 10)  # the defer now arrives too late
+            slow_discord.set()
+            answer = await world.finished_answer(world.general)
+    assert interaction.callback_type is None
+    assert "Hello" == answer.content
+    assert mentions_off(answer)
+
+
 async def test_a_refusal_while_the_defer_is_on_its_way_comes_after_it(tmp_path: Path) -> None:
     """No credit, and Discord slow to answer the defer: the refusal still arrives, privately."""
     async with DiscordWorld.open(tmp_path) as world:
