@@ -68,6 +68,11 @@ class Deferral:
                 "could not defer an interaction (%s %s): answering in the channel", exc.status, exc.code
             )
             return False
+        except Exception as exc:  # the connection to Discord failed
+            logger.warning(
+                "could not defer an interaction (%s): answering in the channel", type(exc).__name__
+            )
+            return False
         return True
 
 
