@@ -672,13 +672,19 @@ class CreditService:
     ) -> AdminResult:
         """Add credits to a user's balance (or a pool's)."""
         self._require(actor, N_("grant credits"), community=community, mints=True)
+        return await self._mint(actor, target, amount, reason or f"granted by {actor.id}", idempotency_key)
+
+    async def _mint(
+        self, actor: Actor, target: Account, amount: int, reason: str, idempotency_key: str | None
+    ) -> AdminResult:
+        """Add new credits to ``target`` (opened first); a repeated idempotency key adds nothing."""
         _positive(amount)
         await self._open(target)
         entry = await self.store.apply(
             target,
             amount,
             kind="grant",
-            reason=reason or f"granted by {actor.id}",
+            reason=reason,
             idempotency_key=self._key(idempotency_key),
             meta={"by": actor.id},
         )
@@ -757,19 +763,7 @@ class CreditService:
         """Add credits to a community's pool (creating the pool)."""
         self._require(actor, N_("fund the community pool"), community=community, mints=True)
         pool = Account.pool(community.platform, community.scope)
-        _positive(amount)
-        await self._open(pool)
-        entry = await self.store.apply(
-            pool,
-            amount,
-            kind="grant",
-            reason=f"pool funded by {actor.id}",
-            idempotency_key=self._key(idempotency_key),
-            meta={"by": actor.id},
-        )
-        if entry is None:
-            return AdminResult(pool, 0, await self.store.balance(pool) or 0)
-        return AdminResult(pool, amount, entry.balance_after)
+        return await self._mint(actor, pool, amount, f"pool funded by {actor.id}", idempotency_key)
 
     async def set_pool_cap(self, actor: Actor, community: Place, per_user_daily_cap: int | None) -> None:
         """Limit what each member may spend from the pool per day (None = no limit)."""
