@@ -12,6 +12,7 @@ aiosqlite runs each connection in its own thread, so the event loop never blocks
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import sqlite3
@@ -45,11 +46,12 @@ def _args(values: Sequence[object]) -> tuple[object, ...]:
 _DML = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
 
-class _Rows:
+class _Rows(abc.ABC):
     """``fetchrow`` and ``fetchval``, from a transaction's ``fetch``."""
 
+    @abc.abstractmethod
     async def fetch(self, sql: str, *args: object) -> list[Row]:
-        raise NotImplementedError
+        """Every row of one statement."""
 
     async def fetchrow(self, sql: str, *args: object) -> Row | None:
         rows = await self.fetch(sql, *args)

@@ -497,17 +497,14 @@ async def test_two_discord_shard_processes_each_answer_their_own_guild(tmp_path:
     """DISCORD_SHARD_COUNT=2 with shard 0 in one process and shard 1 in another: each guild's
     mention is answered once, by the process holding its shard, and charged exactly once."""
     from tests.fakes.discord import DiscordLimits, FakeDiscord
-    from tests.fakes.discord_models import PRIVILEGED_INTENTS, SnowflakeFactory
+    from tests.fakes.discord_models import PRIVILEGED_INTENTS
 
     async with (
         postgres_database() as url,
         FakeMiniToolAI() as ai,
         FakeDiscord(limits=DiscordLimits.fast(), approved_intents=PRIVILEGED_INTENTS) as dc,
     ):
-        # Snowflakes of an even and an odd millisecond in the past: shards 0 and 1 of 2, and never
-        # equal to an id the fake makes from now on.
-        past = (SnowflakeFactory().next() >> 22) - 10
-        guilds = [dc.guild(f"Guild {shard}", guild_id=(past - past % 2 + shard) << 22) for shard in (0, 1)]
+        guilds = shard_guilds(dc)
         channels = [dc.text_channel(guild, "general") for guild in guilds]
         users = [dc.user("alice"), dc.user("bob")]
         ai.chat_scripts.extend(
@@ -515,40 +512,11 @@ async def test_two_discord_shard_processes_each_answer_their_own_guild(tmp_path:
         )
         started: list[BotProcess] = []
         try:
-            for shard in (0, 1):
-                env = process_env(
-                    url,
-                    MINITOOLAI_API_KEY=ai.api_key,
-                    MINITOOLAI_BASE_URL=ai.base_url,
-                    DISCORD_TOKEN=dc.token,
-                    DISCORD_API_BASE_URL=dc.api_base,
-                    DISCORD_GATEWAY_URL=dc.gateway_url,
-                    DISCORD_SHARD_COUNT="2",
-                    DISCORD_SHARD_IDS=str(shard),
-                    STARTING_GRANT_USD=str(GRANT),
-                )
-                await start(started, f"shard{shard}", tmp_path, env)
-
-            def ready() -> bool:
-                created = {
-                    int(frame["d"]["id"])
-                    for session in dc.gateway.sessions.values()
-                    if session.connection is not None
-                    for frame in session.history
-                    if frame["t"] == "GUILD_CREATE"
-                }
-                return created >= {g.id for g in guilds}
-
-            await dc.wait_for(ready, 30)
+            await start_shards(started, tmp_path, url, ai, dc)
+            await dc.wait_for(lambda: guilds_created(dc) >= {g.id for g in guilds}, 30)
             for channel, user in zip(channels, users, strict=True):
                 await dc.message_create(channel, user, f"<@{dc.bot_user.id}> hello there")
-            for channel in channels:
-                await dc.wait_for(
-                    lambda channel=channel: any(
-                        "mtai:regen:" in str(m.components) for m in dc.bot_messages(channel)
-                    ),
-                    30,
-                )
+            await all_answered(dc, channels, 30)
             for process in started:
                 assert 0 == await process.stop()
         finally:
@@ -568,11 +536,11 @@ async def test_two_discord_shard_processes_each_answer_their_own_guild(tmp_path:
 
 
 async def test_two_discord_shard_processes_share_the_bot_wide_budget_through_redis(tmp_path: Path) -> None:
-    """Sixteen channels streaming at once across two shard processes: each paces itself at 45
-    requests a second, so alone the two would send 90 a second to a Discord allowing 60; booking
-    the bot-wide budget in Redis keeps them together within it (no 429)."""
+    """Sixteen channels streaming at once across two shard processes: each lets itself 50 requests
+    a second, so alone the two would send up to 100 a second to a Discord allowing 60; booking the
+    bot-wide budget in Redis (48 a second between them) keeps them together within it (no 429)."""
     from tests.fakes.discord import DiscordLimits, FakeDiscord
-    from tests.fakes.discord_models import PRIVILEGED_INTENTS, SnowflakeFactory
+    from tests.fakes.discord_models import PRIVILEGED_INTENTS
 
     limits = DiscordLimits.fast(global_per_window=60, global_window=1.0)
     tokens = [f"w{i} " for i in range(100)]
@@ -581,49 +549,18 @@ async def test_two_discord_shard_processes_share_the_bot_wide_budget_through_red
         FakeMiniToolAI() as ai,
         FakeDiscord(limits=limits, approved_intents=PRIVILEGED_INTENTS) as dc,
     ):
-        past = (SnowflakeFactory().next() >> 22) - 10
-        guilds = [dc.guild(f"Guild {shard}", guild_id=(past - past % 2 + shard) << 22) for shard in (0, 1)]
+        guilds = shard_guilds(dc)
         channels = [dc.text_channel(guild, f"room{i}") for guild in guilds for i in range(8)]
         alice = dc.user("alice")
         ai.chat_scripts.extend(ChatScript(tokens=tokens, delay=0.01) for _ in channels)
         started: list[BotProcess] = []
         try:
-            for shard in (0, 1):
-                env = process_env(
-                    url,
-                    MINITOOLAI_API_KEY=ai.api_key,
-                    MINITOOLAI_BASE_URL=ai.base_url,
-                    DISCORD_TOKEN=dc.token,
-                    DISCORD_API_BASE_URL=dc.api_base,
-                    DISCORD_GATEWAY_URL=dc.gateway_url,
-                    DISCORD_SHARD_COUNT="2",
-                    DISCORD_SHARD_IDS=str(shard),
-                    STARTING_GRANT_USD=str(GRANT),
-                    REDIS_URL=REDIS_URL,
-                )
-                await start(started, f"shard{shard}", tmp_path, env)
-
-            def ready() -> bool:
-                created = {
-                    int(frame["d"]["id"])
-                    for session in dc.gateway.sessions.values()
-                    if session.connection is not None
-                    for frame in session.history
-                    if frame["t"] == "GUILD_CREATE"
-                }
-                return created >= {g.id for g in guilds}
-
-            await dc.wait_for(ready, 30)
+            await start_shards(started, tmp_path, url, ai, dc, REDIS_URL=REDIS_URL)
+            await dc.wait_for(lambda: guilds_created(dc) >= {g.id for g in guilds}, 30)
             await asyncio.gather(
                 *(dc.message_create(channel, alice, f"<@{dc.bot_user.id}> go") for channel in channels)
             )
-            for channel in channels:
-                await dc.wait_for(
-                    lambda channel=channel: any(
-                        "mtai:regen:" in str(m.components) for m in dc.bot_messages(channel)
-                    ),
-                    60,
-                )
+            await all_answered(dc, channels, 60)
             for process in started:
                 assert 0 == await process.stop()
         finally:
@@ -634,3 +571,55 @@ async def test_two_discord_shard_processes_share_the_bot_wide_budget_through_red
 
     assert [] == refused, "a 429 from the fake Discord"
     assert all(words == "".join(tokens).split() for words in answers)
+
+
+# ---------------------------------------------------------------- Discord shards
+
+
+def shard_guilds(dc: Any) -> list[Any]:
+    """Two guilds, one per shard of 2: snowflakes of an even and an odd millisecond in the past,
+    never equal to an id the fake makes from now on."""
+    from tests.fakes.discord_models import SnowflakeFactory
+
+    past = (SnowflakeFactory().next() >> 22) - 10
+    return [dc.guild(f"Guild {shard}", guild_id=(past - past % 2 + shard) << 22) for shard in (0, 1)]
+
+
+async def start_shards(
+    started: list[BotProcess], tmp_path: Path, url: str, ai: FakeMiniToolAI, dc: Any, **extra: str
+) -> None:
+    """``python -m bot`` as shard 0 and shard 1 of 2, each in its own process."""
+    for shard in (0, 1):
+        env = process_env(
+            url,
+            MINITOOLAI_API_KEY=ai.api_key,
+            MINITOOLAI_BASE_URL=ai.base_url,
+            DISCORD_TOKEN=dc.token,
+            DISCORD_API_BASE_URL=dc.api_base,
+            DISCORD_GATEWAY_URL=dc.gateway_url,
+            DISCORD_SHARD_COUNT="2",
+            DISCORD_SHARD_IDS=str(shard),
+            STARTING_GRANT_USD=str(GRANT),
+            **extra,
+        )
+        await start(started, f"shard{shard}", tmp_path, env)
+
+
+def guilds_created(dc: Any) -> set[int]:
+    """The guilds announced (GUILD_CREATE) to the sessions connected now."""
+    return {
+        int(frame["d"]["id"])
+        for session in dc.gateway.sessions.values()
+        if session.connection is not None
+        for frame in session.history
+        if frame["t"] == "GUILD_CREATE"
+    }
+
+
+async def all_answered(dc: Any, channels: list[Any], timeout: float) -> None:  # noqa: ASYNC109
+    """Until every channel's answer is finished (its Regenerate button is on)."""
+    for channel in channels:
+        await dc.wait_for(
+            lambda channel=channel: any("mtai:regen:" in str(m.components) for m in dc.bot_messages(channel)),
+            timeout,
+        )

@@ -14,10 +14,6 @@ from storage.database import Rollback, Tx
 from storage.store import SqlStore
 
 
-async def _meta(store: SqlStore, key: str) -> str | None:
-    return await store.get_meta(key)
-
-
 async def test_a_body_commits_all_its_statements_and_returns_its_result(store: SqlStore) -> None:
     async def body(tx: Tx) -> int:
         await tx.execute("INSERT INTO meta (key, value) VALUES (?, ?)", "a", "1")
@@ -37,9 +33,9 @@ async def test_a_body_that_raises_leaves_nothing_behind(store: SqlStore) -> None
         await store.database.run_write(body)
 
     assert raised.value.result == "lost"
-    assert await _meta(store, "a") is None
+    assert await store.get_meta("a") is None
     await store.set_meta("a", "after")  # the connection is usable again: no transaction left open
-    assert await _meta(store, "a") == "after"
+    assert await store.get_meta("a") == "after"
 
 
 async def test_reads_in_one_body_see_committed_data(store: SqlStore) -> None:
@@ -64,7 +60,7 @@ async def test_concurrent_bodies_take_turns(store: SqlStore) -> None:
     lock = store.database.lock_clause
     await asyncio.gather(*(store.database.run_write(bump) for _ in range(50)))
 
-    assert await _meta(store, "n") == "50"
+    assert await store.get_meta("n") == "50"
 
 
 async def test_on_sqlite_a_body_that_waits_on_anything_else_is_refused_and_undone(
@@ -80,4 +76,4 @@ async def test_on_sqlite_a_body_that_waits_on_anything_else_is_refused_and_undon
     with pytest.raises(RuntimeError, match="awaited something other than its own statements"):
         await store.database.run_write(body)
 
-    assert await _meta(store, "a") is None
+    assert await store.get_meta("a") is None
